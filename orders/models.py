@@ -1,0 +1,173 @@
+"""The Order table is the queue and the truth; Account rows carry the per-account lease.
+
+State changes are never made here: they live in orders.services, each guarded by a
+conditional UPDATE on the current status.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class AccountMode(models.TextChoices):
+    PAPER = "paper", "Paper (simulated, no network)"
+    DEMO = "demo", "OKX demo trading"
+    LIVE = "live", "OKX live trading"
+
+
+class MarginMode(models.TextChoices):
+    CROSS = "cross", "Cross"
+    ISOLATED = "isolated", "Isolated"
+    CASH = "cash", "Cash (spot)"
+
+
+class Account(models.Model):
+    """An exchange account, synced from the accounts file. Holds no secret: only the
+    names of the environment variables that hold them."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    name = models.CharField(max_length=128, blank=True)
+    exchange = models.CharField(max_length=32, default="okx")
+    mode = models.CharField(max_length=8, choices=AccountMode.choices, default=AccountMode.PAPER)
+    api_key_env = models.CharField(max_length=128, blank=True)
+    secret_env = models.CharField(max_length=128, blank=True)
+    passphrase_env = models.CharField(max_length=128, blank=True)
+    hostname = models.CharField(max_length=128, default="www.okx.com")
+    base_url = models.CharField(max_length=256, blank=True)
+    margin_mode = models.CharField(max_length=8, choices=MarginMode.choices, default=MarginMode.CROSS)
+    default_leverage = models.PositiveSmallIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    # Anything the account's exchange adapter needs beyond the columns above
+    # (paper reference prices and latency, position mode, limits).
+    options = models.JSONField(default=dict, blank=True)
+    # Why the account cannot trade as configured (e.g. its secrets are missing).
+    config_error = models.TextField(blank=True)
+    in_config = models.BooleanField(default=True, help_text="Present in the accounts file at the last sync.")
+
+    paused = models.BooleanField(default=False)
+    pause_reason = models.TextField(blank=True)
+
+    # The lease: at most one drainer per account, across processes and hosts.
+    lease_owner = models.CharField(max_length=128, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class OrderStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    UNKNOWN = "unknown", "Unknown (reconciling)"
+    SUCCESS = "success", "Success"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+    @classmethod
+    def final(cls) -> list[str]:
+        return [cls.SUCCESS, cls.FAILED, cls.CANCELLED, cls.EXPIRED]
+
+    @classmethod
+    def in_flight(cls) -> list[str]:
+        return [cls.PROCESSING, cls.UNKNOWN]
+
+
+class Side(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class OrderType(models.TextChoices):
+    MARKET = "market", "Market"
+    LIMIT = "limit", "Limit"
+
+
+class AmountUnit(models.TextChoices):
+    BASE = "base", "Base currency"
+    CONTRACTS = "contracts", "Contracts"
+
+
+class Order(models.Model):
+    request_id = models.CharField(max_length=64, unique=True)
+    client_order_id = models.CharField(max_length=32, unique=True)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    payload_hash = models.CharField(max_length=64, blank=True)
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    symbol = models.CharField(max_length=64)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField(max_length=6, choices=OrderType.choices)
+    amount = models.DecimalField(max_digits=30, decimal_places=12)
+    amount_unit = models.CharField(max_length=9, choices=AmountUnit.choices, default=AmountUnit.BASE)
+    price = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    leverage = models.PositiveSmallIntegerField(null=True, blank=True)
+    margin_mode = models.CharField(max_length=8, choices=MarginMode.choices, blank=True)
+    reduce_only = models.BooleanField(default=False)
+    strategy_name = models.CharField(max_length=64, default="manual")
+    priority = models.SmallIntegerField(default=0)
+
+    status = models.CharField(max_length=10, choices=OrderStatus.choices, default=OrderStatus.QUEUED)
+    order_id = models.CharField(max_length=64, null=True, blank=True, help_text="The exchange's order id.")
+    exchange_state = models.CharField(max_length=24, blank=True)
+    filled_amount = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    average_price = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    fee = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    fee_currency = models.CharField(max_length=16, blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # the queue: next order of an account
+            models.Index(fields=["account", "status", "-priority", "id"], name="order_queue_idx"),
+            models.Index(fields=["status", "created_at"], name="order_status_time_idx"),
+            models.Index(fields=["account", "created_at"], name="order_account_time_idx"),
+            models.Index(fields=["strategy_name", "created_at"], name="order_strategy_time_idx"),
+            models.Index(fields=["symbol", "created_at"], name="order_symbol_time_idx"),
+            models.Index(fields=["order_id"], name="order_exchange_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+class PaperOrder(models.Model):
+    """What the paper exchange "received": the simulated venue's own book, kept in the
+    database so that every worker process sees it and a crashed order can be looked up
+    by client order id exactly as on OKX. started/finished are wall-clock seconds of
+    the simulated exchange call, which lets tests prove that no account ever had two
+    orders in flight."""
+
+    account_id = models.CharField(max_length=64, db_index=True)
+    client_order_id = models.CharField(max_length=32, unique=True)
+    exchange_order_id = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=64)
+    side = models.CharField(max_length=4)
+    order_type = models.CharField(max_length=6)
+    amount = models.DecimalField(max_digits=30, decimal_places=12)
+    price = models.DecimalField(max_digits=30, decimal_places=12, null=True)
+    state = models.CharField(max_length=16)
+    started = models.FloatField()
+    finished = models.FloatField(null=True)
+    worker_pid = models.IntegerField(default=0)

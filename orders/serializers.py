@@ -1,0 +1,91 @@
+"""The one representation of an order, shared by the API, the journal and exports.
+
+Field names are the seed report's contract (request_id, timestamp, account_id, symbol,
+side, order_type, amount, leverage, strategy_name, status, order_id); everything else is
+an addition. Numbers stay JSON numbers.
+"""
+
+from rest_framework import serializers
+
+from orders.models import Order
+
+
+def _millis(start, end) -> int | None:
+    if start is None or end is None:
+        return None
+    return max(0, round((end - start).total_seconds() * 1000))
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    timestamp = serializers.DateTimeField(source="created_at", help_text="When the order was submitted.")
+    account_id = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=30, decimal_places=12, coerce_to_string=False, normalize_output=True)
+    price = serializers.DecimalField(
+        max_digits=30, decimal_places=12, coerce_to_string=False, normalize_output=True, allow_null=True
+    )
+    filled_amount = serializers.DecimalField(
+        max_digits=30, decimal_places=12, coerce_to_string=False, normalize_output=True, allow_null=True
+    )
+    average_price = serializers.DecimalField(
+        max_digits=30, decimal_places=12, coerce_to_string=False, normalize_output=True, allow_null=True
+    )
+    fee = serializers.DecimalField(
+        max_digits=30, decimal_places=12, coerce_to_string=False, normalize_output=True, allow_null=True
+    )
+    retry_of = serializers.SlugRelatedField(slug_field="request_id", read_only=True, allow_null=True)
+    queued_at = serializers.DateTimeField(source="created_at")
+    queue_wait_ms = serializers.SerializerMethodField()
+    execution_ms = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "request_id",
+            "timestamp",
+            "account_id",
+            "symbol",
+            "side",
+            "order_type",
+            "amount",
+            "leverage",
+            "strategy_name",
+            "status",
+            "order_id",
+            "amount_unit",
+            "price",
+            "margin_mode",
+            "reduce_only",
+            "priority",
+            "client_order_id",
+            "exchange_state",
+            "filled_amount",
+            "average_price",
+            "fee",
+            "fee_currency",
+            "error_code",
+            "error_message",
+            "attempts",
+            "retry_of",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "expires_at",
+            "queue_wait_ms",
+            "execution_ms",
+        ]
+        read_only_fields = fields
+
+    def get_queue_wait_ms(self, order: Order) -> int | None:
+        return _millis(order.created_at, order.started_at)
+
+    def get_execution_ms(self, order: Order) -> int | None:
+        return _millis(order.started_at, order.finished_at)
+
+
+def order_record(order: Order) -> dict:
+    """The order as plain JSON-able data (Decimals as floats), for the journal and exports."""
+    data = dict(OrderSerializer(order).data)
+    for key, value in data.items():
+        if value is not None and key in ("amount", "price", "filled_amount", "average_price", "fee"):
+            data[key] = float(value)
+    return data

@@ -1,0 +1,137 @@
+"""Accounts come from the accounts file (JSON) and are synced into the database.
+
+The file names the environment variables that hold each account's secrets; the secrets
+themselves are read only when an order executes and are never stored or shown.
+A bad entry is reported, naming the account, and skipped; the other accounts still sync.
+"""
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from orders.models import Account, AccountMode, MarginMode
+
+ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SECRET_FIELDS = ("api_key_env", "secret_env", "passphrase_env")
+
+
+class AccountsFileError(Exception):
+    """The accounts file cannot be read at all."""
+
+
+@dataclass
+class SyncReport:
+    synced: list[str] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)  # account id (or #index) -> message
+    retired: list[str] = field(default_factory=list)
+
+
+def read_accounts_file(path: Path | None = None) -> list:
+    path = Path(path or settings.ORDER_SCHEDULER["ACCOUNTS_FILE"])
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AccountsFileError(f"accounts file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise AccountsFileError(f"accounts file {path} is not valid JSON: line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("accounts"), list):
+        raise AccountsFileError(f'accounts file {path} must be an object with an "accounts" list')
+    return data["accounts"]
+
+
+def _parse_entry(entry) -> dict:
+    """The model fields of one entry; raises ValueError with a readable message."""
+    if not isinstance(entry, dict):
+        raise ValueError("must be an object")
+    account_id = entry.get("id")
+    if not isinstance(account_id, str) or not ACCOUNT_ID_RE.match(account_id):
+        raise ValueError('"id" must be 1 to 64 letters, digits or _ . -')
+    mode = entry.get("mode", AccountMode.PAPER)
+    if mode not in AccountMode.values:
+        raise ValueError(f'"mode" must be one of {", ".join(AccountMode.values)}, got {mode!r}')
+    exchange = entry.get("exchange", "okx")
+    if exchange != "okx":
+        raise ValueError(f'"exchange" must be "okx", got {exchange!r}')
+    margin_mode = entry.get("margin_mode", MarginMode.CROSS)
+    if margin_mode not in (MarginMode.CROSS, MarginMode.ISOLATED):
+        raise ValueError(f'"margin_mode" must be cross or isolated, got {margin_mode!r}')
+    leverage = entry.get("default_leverage")
+    if leverage is not None and (not isinstance(leverage, int) or isinstance(leverage, bool) or not 1 <= leverage <= 125):
+        raise ValueError('"default_leverage" must be a whole number from 1 to 125')
+    options = entry.get("options", {})
+    if not isinstance(options, dict):
+        raise ValueError('"options" must be an object')
+    for key in ("name", "hostname", "base_url", *SECRET_FIELDS):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise ValueError(f'"{key}" must be a string')
+    enabled = entry.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ValueError('"enabled" must be true or false')
+    return {
+        "id": account_id,
+        "name": entry.get("name") or account_id,
+        "exchange": exchange,
+        "mode": mode,
+        "api_key_env": entry.get("api_key_env") or "",
+        "secret_env": entry.get("secret_env") or "",
+        "passphrase_env": entry.get("passphrase_env") or "",
+        "hostname": entry.get("hostname") or "www.okx.com",
+        "base_url": entry.get("base_url") or "",
+        "margin_mode": margin_mode,
+        "default_leverage": leverage,
+        "enabled": enabled,
+        "options": options,
+    }
+
+
+def missing_secrets(fields: dict) -> list[str]:
+    """Names of the environment variables an exchange account needs but lacks."""
+    if fields["mode"] == AccountMode.PAPER:
+        return []
+    missing = []
+    for key in SECRET_FIELDS:
+        name = fields[key]
+        if not name:
+            missing.append(f'"{key}" not set in the accounts file')
+        elif not os.environ.get(name):
+            missing.append(f"environment variable {name} is not set")
+    return missing
+
+
+def sync_accounts(*, path: Path | None = None) -> SyncReport:
+    """Upsert the file's accounts. Accounts no longer in the file are kept (their
+    orders reference them) but marked out of config, so they take no new orders."""
+    report = SyncReport()
+    entries = read_accounts_file(path)
+    parsed: dict[str, dict] = {}
+    for index, entry in enumerate(entries):
+        label = entry.get("id") if isinstance(entry, dict) and isinstance(entry.get("id"), str) else f"#{index}"
+        try:
+            fields = _parse_entry(entry)
+        except ValueError as exc:
+            report.problems[label] = str(exc)
+            continue
+        if fields["id"] in parsed:
+            report.problems[label] = "listed twice"
+            continue
+        missing = missing_secrets(fields)
+        fields["config_error"] = "; ".join(missing)
+        if missing:
+            report.problems[fields["id"]] = fields["config_error"]
+        parsed[fields["id"]] = fields
+    with transaction.atomic():
+        for account_id, fields in parsed.items():
+            Account.objects.update_or_create(pk=account_id, defaults={**fields, "in_config": True})
+            report.synced.append(account_id)
+        retired = Account.objects.filter(in_config=True).exclude(pk__in=list(parsed))
+        report.retired = list(retired.values_list("pk", flat=True))
+        retired.update(in_config=False)
+    from orders.exchanges import reset_exchanges
+
+    reset_exchanges()
+    return report

@@ -1,0 +1,354 @@
+"""Scheduling and execution: the per-account lease, the drain loop, reconciliation.
+
+At most one order per account is at the exchange at any time, across processes and
+hosts: a worker must hold the account's lease (taken by a conditional UPDATE compared
+against the database clock) to send anything, sends one order at a time, and renews the
+lease before each exchange call. django-q2 tasks only wake a drainer; the Order table is
+the queue, so a lost, repeated or late task can neither lose nor duplicate an order.
+"""
+
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from orders.exchanges import get_exchange
+from orders.exchanges.base import (
+    AmbiguousError,
+    Exchange,
+    ExchangeError,
+    Execution,
+    FinalError,
+    OrderTicket,
+    RetryableError,
+)
+from orders.models import Account, Order, OrderStatus
+from orders.services import notifications
+from orders.services.journal import journal_append
+
+logger = logging.getLogger(__name__)
+
+RETRY_ATTEMPTS = 6  # placements refused as retryable before the order fails
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 8.0
+RECONCILE_WINDOW = 5.0  # seconds after a send before "not found" means "never arrived"
+RECONCILE_LOOKUPS = 8
+RESENDS = 2  # re-sends, with the same client order id, of an order found absent
+
+
+def _config(name: str):
+    return settings.ORDER_SCHEDULER[name]
+
+
+def _lease_until():
+    return ExpressionWrapper(Now() + Value(timedelta(seconds=_config("LEASE_SECONDS"))), output_field=DateTimeField())
+
+
+def new_lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire_lease(*, account_id: str, owner: str) -> bool:
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=Now())
+    return Account.objects.filter(pk=account_id).filter(free).update(lease_owner=owner, lease_until=_lease_until()) == 1
+
+
+def renew_lease(*, account_id: str, owner: str) -> bool:
+    return Account.objects.filter(pk=account_id, lease_owner=owner).update(lease_until=_lease_until()) == 1
+
+
+def release_lease(*, account_id: str, owner: str) -> None:
+    Account.objects.filter(pk=account_id, lease_owner=owner).update(lease_owner="", lease_until=None)
+
+
+def backoff(attempt: int) -> float:
+    return min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt))
+
+
+def wake_account(account_id: str) -> None:
+    """Ask a worker to drain the account, once the current transaction commits."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(
+        lambda: async_task("orders.tasks.drain_account", account_id, task_name=f"drain:{account_id}", group="drain")
+    )
+
+
+def drain_account(*, account_id: str, budget_seconds: float | None = None) -> int:
+    """Execute the account's queued orders, one at a time, while holding its lease.
+
+    Returns how many orders were taken. Safe to call any number of times from anywhere:
+    a caller that cannot get the lease returns at once, and the holder re-checks the
+    queue after releasing it, so no wake-up is lost in between.
+    """
+    if budget_seconds is None:
+        budget_seconds = settings.Q_TIMEOUT / 3
+    deadline = time.monotonic() + budget_seconds
+    owner = new_lease_owner()
+    taken = 0
+    while True:
+        if not acquire_lease(account_id=account_id, owner=owner):
+            return taken
+        try:
+            taken += _drain_leased(account_id=account_id, owner=owner, deadline=deadline)
+        finally:
+            release_lease(account_id=account_id, owner=owner)
+        if not has_runnable_orders(account_id=account_id):
+            return taken
+        if time.monotonic() >= deadline:
+            # Hand over to a fresh task rather than outliving django-q2's timeout.
+            wake_account(account_id)
+            return taken
+
+
+def has_runnable_orders(*, account_id: str) -> bool:
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None or not can_trade(account):
+        return False
+    return Order.objects.filter(account_id=account_id, status__in=[OrderStatus.QUEUED, *OrderStatus.in_flight()]).exists()
+
+
+def can_trade(account: Account) -> bool:
+    return account.enabled and not account.paused and not account.config_error
+
+
+def _drain_leased(*, account_id: str, owner: str, deadline: float) -> int:
+    account = Account.objects.get(pk=account_id)
+    if not can_trade(account):
+        return 0
+    exchange = get_exchange(account)
+    taken = 0
+    # First whatever a previous holder left in flight: it must be resolved before the
+    # next order of this account may be sent.
+    for order in Order.objects.filter(account_id=account_id, status__in=OrderStatus.in_flight()).order_by("id"):
+        if not renew_lease(account_id=account_id, owner=owner):
+            return taken
+        if not _resolve(order=order, exchange=exchange, owner=owner):
+            return taken
+    while time.monotonic() < deadline:
+        expire_overdue(account_id=account_id)
+        order = (
+            Order.objects.filter(account_id=account_id, status=OrderStatus.QUEUED).order_by("-priority", "id").first()
+        )
+        if order is None:
+            break
+        if not renew_lease(account_id=account_id, owner=owner):
+            break
+        if not _claim(order):
+            continue  # cancelled or expired meanwhile
+        taken += 1
+        if not _execute(order=order, exchange=exchange, owner=owner):
+            break  # account paused while resolving
+        if Account.objects.filter(pk=account_id, paused=True).exists():
+            break
+    return taken
+
+
+def _claim(order: Order) -> bool:
+    not_expired = Q(expires_at__isnull=True) | Q(expires_at__gte=Now())
+    claimed = (
+        Order.objects.filter(pk=order.pk, status=OrderStatus.QUEUED)
+        .filter(not_expired)
+        .update(status=OrderStatus.PROCESSING, started_at=timezone.now(), attempts=F("attempts") + 1)
+    )
+    return claimed == 1
+
+
+def expire_overdue(*, account_id: str | None = None) -> int:
+    """Queued orders not started before their deadline end `expired`."""
+    overdue = Order.objects.filter(status=OrderStatus.QUEUED, expires_at__lt=Now())
+    if account_id:
+        overdue = overdue.filter(account_id=account_id)
+    expired = 0
+    for pk in overdue.values_list("pk", flat=True):
+        expired += _finish(
+            pk=pk,
+            from_statuses=[OrderStatus.QUEUED],
+            status=OrderStatus.EXPIRED,
+            error_code="expired",
+            error_message="Not started before its expiry time; never sent to the exchange.",
+        )
+    return expired
+
+
+def ticket_for(order: Order) -> OrderTicket:
+    return OrderTicket(
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        order_type=order.order_type,
+        amount=order.amount,
+        amount_unit=order.amount_unit,
+        price=order.price,
+        leverage=order.leverage,
+        margin_mode=order.margin_mode or order.account.margin_mode,
+        reduce_only=order.reduce_only,
+    )
+
+
+def _execute(*, order: Order, exchange: Exchange, owner: str) -> bool:
+    """Send a claimed order. Returns False when the account had to be paused."""
+    ticket = ticket_for(order)
+    for attempt in range(RETRY_ATTEMPTS):
+        try:
+            execution = exchange.place_order(ticket)
+        except RetryableError as exc:
+            if attempt == RETRY_ATTEMPTS - 1:
+                _fail(order, exc, note=f" (gave up after {RETRY_ATTEMPTS} attempts; never reached the exchange)")
+                return True
+            logger.info("order %s: retryable error %s, attempt %d", order.request_id, exc.code, attempt + 1)
+            time.sleep(backoff(attempt))
+            if not renew_lease(account_id=order.account_id, owner=owner):
+                # Lost the lease while waiting: the order never left, give it back.
+                Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING).update(status=OrderStatus.QUEUED)
+                return False
+            Order.objects.filter(pk=order.pk).update(attempts=F("attempts") + 1)
+        except FinalError as exc:
+            _fail(order, exc)
+            return True
+        except AmbiguousError as exc:
+            _mark_unknown(order, exc)
+            return _resolve(order=order, exchange=exchange, owner=owner)
+        except Exception as exc:  # an adapter bug or an unmapped library error
+            logger.exception("order %s: unexpected error from the exchange adapter", order.request_id)
+            _mark_unknown(order, AmbiguousError(f"Unexpected error: {type(exc).__name__}", code="unexpected"))
+            return _resolve(order=order, exchange=exchange, owner=owner)
+        else:
+            _succeed(order, execution)
+            return True
+    return True
+
+
+def _resolve(*, order: Order, exchange: Exchange, owner: str) -> bool:
+    """Find out what became of an order whose send may or may not have reached the
+    exchange, by looking it up by client order id. Found: success. Absent once the
+    window after the last send has passed: sent again with the same client order id
+    (the exchange refuses a duplicate, so this can never place it twice). Unresolvable:
+    the account is paused and an operator alerted. Returns False when paused."""
+    ticket = ticket_for(order)
+    last_send = order.started_at or timezone.now()
+    resends = 0
+    failure = ""
+    for lookup in range(RECONCILE_LOOKUPS):
+        if lookup:
+            time.sleep(backoff(lookup - 1))
+        if not renew_lease(account_id=order.account_id, owner=owner):
+            return False
+        try:
+            found = exchange.fetch_order(ticket)
+        except ExchangeError as exc:
+            failure = f"lookup failed: {exc.code} {exc.message}".strip()
+            continue
+        except Exception as exc:
+            failure = f"lookup failed: {type(exc).__name__}"
+            logger.exception("order %s: unexpected error looking it up", order.request_id)
+            continue
+        if found is not None:
+            _succeed(order, found)
+            return True
+        if (timezone.now() - last_send).total_seconds() < RECONCILE_WINDOW:
+            time.sleep(min(RECONCILE_WINDOW, 1.0))
+            continue
+        if resends >= RESENDS:
+            failure = f"still absent after {RESENDS} re-sends"
+            break
+        resends += 1
+        last_send = timezone.now()
+        Order.objects.filter(pk=order.pk).update(attempts=F("attempts") + 1, started_at=last_send)
+        try:
+            execution = exchange.place_order(ticket)
+        except FinalError as exc:
+            _fail(order, exc)
+            return True
+        except ExchangeError as exc:
+            failure = f"re-send failed: {exc.code} {exc.message}".strip()
+            continue
+        _succeed(order, execution)
+        return True
+    reason = f"Order {order.request_id} could not be reconciled ({failure}); account paused for an operator."
+    _mark_unknown(order, AmbiguousError(reason, code="unresolved"))
+    pause_account(account_id=order.account_id, reason=reason)
+    return False
+
+
+def _mark_unknown(order: Order, exc: ExchangeError) -> None:
+    Order.objects.filter(pk=order.pk, status__in=OrderStatus.in_flight()).update(
+        status=OrderStatus.UNKNOWN, error_code=exc.code, error_message=exc.message
+    )
+
+
+def _succeed(order: Order, execution: Execution) -> None:
+    if _finish(
+        pk=order.pk,
+        from_statuses=OrderStatus.in_flight(),
+        status=OrderStatus.SUCCESS,
+        order_id=execution.order_id,
+        exchange_state=execution.state,
+        filled_amount=execution.filled_amount,
+        average_price=execution.average_price,
+        fee=execution.fee,
+        fee_currency=execution.fee_currency,
+        error_code="",
+        error_message="",
+    ):
+        Account.objects.filter(pk=order.account_id).update(last_success_at=timezone.now())
+
+
+def _fail(order: Order, exc: ExchangeError, note: str = "") -> None:
+    message = f"{exc.message}{note}"
+    if _finish(
+        pk=order.pk,
+        from_statuses=OrderStatus.in_flight(),
+        status=OrderStatus.FAILED,
+        error_code=exc.code,
+        error_message=message,
+    ):
+        Account.objects.filter(pk=order.account_id).update(
+            last_error_at=timezone.now(), last_error=f"{exc.code} {message}".strip()
+        )
+
+
+def _finish(*, pk: int, from_statuses: list[str], status: str, **fields) -> int:
+    """The one place an order reaches a final status: a conditional UPDATE from the
+    expected statuses, then the journal line and the notification."""
+    done = Order.objects.filter(pk=pk, status__in=from_statuses).update(
+        status=status, finished_at=timezone.now(), **fields
+    )
+    if done:
+        order = Order.objects.select_related("account", "retry_of").get(pk=pk)
+        journal_append(order=order)
+        notifications.order_finished(order=order)
+    return done
+
+
+def pause_account(*, account_id: str, reason: str) -> None:
+    if Account.objects.filter(pk=account_id, paused=False).update(paused=True, pause_reason=reason):
+        logger.warning("account %s paused: %s", account_id, reason)
+        notifications.account_paused(account_id=account_id, reason=reason)
+
+
+def recover() -> list[str]:
+    """Periodic safety net: expire overdue orders and wake every tradable account that
+    has queued or in-flight orders but no live lease (a lost task, a crashed worker, a
+    Redis broker that dropped a task). Returns the accounts woken."""
+    expire_overdue()
+    pending = (
+        Order.objects.filter(status__in=[OrderStatus.QUEUED, *OrderStatus.in_flight()])
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    idle = Account.objects.filter(pk__in=list(pending), enabled=True, paused=False, config_error="").filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=Now())
+    )
+    woken = list(idle.values_list("pk", flat=True))
+    for account_id in woken:
+        wake_account(account_id)
+    return woken

@@ -1,0 +1,39 @@
+"""The execution journal: one JSON line per order that reaches a final status, in
+`executions_YYYYMMDD.jsonl` (date in the configured time zone), as the seed report's
+older system wrote it."""
+
+import fcntl
+import json
+import logging
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from orders.models import Order
+from orders.serializers import order_record
+
+logger = logging.getLogger(__name__)
+
+
+def journal_path(day) -> Path:
+    return Path(settings.ORDER_SCHEDULER["LOG_DIR"]) / f"executions_{day:%Y%m%d}.jsonl"
+
+
+def journal_append(*, order: Order) -> None:
+    """Append the order's line. One write() of the whole line under an exclusive lock,
+    so lines from concurrent workers never interleave or tear."""
+    line = (json.dumps(order_record(order), ensure_ascii=False, sort_keys=False) + "\n").encode()
+    path = journal_path(timezone.localdate(order.finished_at or timezone.now()))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        # The database stays the truth; a full disk must not stop trading.
+        logger.error("journal write failed for %s: %s", order.request_id, exc)

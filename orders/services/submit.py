@@ -1,0 +1,182 @@
+"""Order intake: the rules an order must pass before it is queued, idempotency, batches.
+
+The input serializer has already checked each field's form (types, choices, ranges);
+this module applies the rules that need the database, and writes all or nothing.
+"""
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orders.models import Account, AmountUnit, MarginMode, Order
+from orders.services.execution import wake_account
+
+
+class SubmitError(Exception):
+    """The submission is refused as a whole. `errors` is a field -> messages mapping for
+    one order, or a list of them (one per order, empty where valid) for a batch."""
+
+    def __init__(self, message: str, errors, *, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    orders: list[Order]
+    created: bool  # False when every order already existed (an idempotent replay)
+
+
+def new_request_id() -> str:
+    return f"ORD_{int(time.time() * 1000)}{secrets.token_hex(3)}"
+
+
+def client_order_id_for(request_id: str) -> str:
+    """OKX's clOrdId: letters and digits only, at most 32. A hash of the request id
+    keeps it unique and derivable whatever characters a client's request id has."""
+    return "sc" + hashlib.blake2b(request_id.encode(), digest_size=15).hexdigest()
+
+
+def _payload_hash(item: dict) -> str:
+    fields = {k: str(v) for k, v in sorted(item.items()) if k not in ("request_id",) and v is not None}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _account_errors(item: dict, accounts: dict[str, Account]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    account = accounts.get(item["account_id"])
+    if account is None:
+        errors["account_id"] = [f"Unknown account '{item['account_id']}'."]
+        return errors
+    if not account.enabled or not account.in_config:
+        errors["account_id"] = [f"Account '{account.id}' is disabled."]
+    elif account.config_error:
+        errors["account_id"] = [f"Account '{account.id}' cannot trade: {account.config_error}"]
+    is_derivative = ":" in item["symbol"]
+    if item.get("amount_unit") == AmountUnit.CONTRACTS and not is_derivative:
+        errors["amount_unit"] = ["'contracts' applies to swaps and futures only; spot amounts are in base currency."]
+    leverage = item.get("leverage") or account.default_leverage
+    limit = (account.options or {}).get("max_leverage")
+    if leverage and limit and leverage > int(limit):
+        errors["leverage"] = [f"Leverage {leverage} is above this account's limit of {limit}."]
+    return errors
+
+
+def _build(item: dict, account: Account, *, user, idempotency_key: str | None, now) -> Order:
+    request_id = item.get("request_id") or new_request_id()
+    is_derivative = ":" in item["symbol"]
+    expires_in = item.get("expires_in")
+    return Order(
+        request_id=request_id,
+        client_order_id=client_order_id_for(request_id),
+        idempotency_key=idempotency_key,
+        payload_hash=_payload_hash(item),
+        account=account,
+        symbol=item["symbol"],
+        side=item["side"],
+        order_type=item["order_type"],
+        amount=Decimal(item["amount"]),
+        amount_unit=item.get("amount_unit") or AmountUnit.BASE,
+        price=item.get("price"),
+        leverage=item.get("leverage") or account.default_leverage,
+        margin_mode=(item.get("margin_mode") or account.margin_mode) if is_derivative else MarginMode.CASH,
+        reduce_only=bool(item.get("reduce_only")),
+        strategy_name=item.get("strategy_name") or "manual",
+        priority=item.get("priority") or 0,
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in) if expires_in else None,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+def _replay(items: list[dict], keys: list[str | None]) -> list[Order] | None:
+    """The existing orders when this exact submission was made before, else None.
+    The same request id or idempotency key with a different order is a conflict."""
+    found = []
+    for item, key in zip(items, keys):
+        existing = None
+        if item.get("request_id"):
+            existing = Order.objects.filter(request_id=item["request_id"]).first()
+        elif key:
+            existing = Order.objects.filter(idempotency_key=key).first()
+        if existing is None:
+            found.append(None)
+            continue
+        if existing.payload_hash != _payload_hash(item):
+            label = f"request_id '{existing.request_id}'" if item.get("request_id") else "Idempotency-Key"
+            raise SubmitError(
+                "Conflict with an earlier order",
+                {"request_id": [f"The {label} was already used for a different order."]},
+                status=409,
+            )
+        found.append(existing)
+    if all(found):
+        return found
+    if any(found):
+        raise SubmitError(
+            "Conflict with an earlier order",
+            {"request_id": ["Part of this batch was submitted before; resubmit it exactly or with new ids."]},
+            status=409,
+        )
+    return None
+
+
+def order_submit(*, items: list[dict], user=None, idempotency_key: str | None = None, batch: bool = False) -> SubmitResult:
+    """Queue one order or a batch, all or nothing, and wake the accounts' drainers.
+
+    `items` are validated field values (see orders.api.serializers.OrderSubmitSerializer).
+    Resubmitting the same request_id or Idempotency-Key returns the existing orders.
+    """
+    if idempotency_key:
+        owner = getattr(user, "pk", None) or "anon"
+        base = f"{owner}:{idempotency_key}"
+        keys = [f"{base}#{i}" if batch else base for i in range(len(items))]
+    else:
+        keys = [None] * len(items)
+
+    ids = [item.get("request_id") for item in items if item.get("request_id")]
+    if len(ids) != len(set(ids)):
+        raise SubmitError("Invalid order", _per_item(items, batch, lambda it: ids.count(it.get("request_id")) > 1,
+                                                     {"request_id": ["Repeated within this batch."]}))
+
+    previous = _replay(items, keys)
+    if previous is not None:
+        return SubmitResult(orders=previous, created=False)
+
+    accounts = Account.objects.in_bulk({item["account_id"] for item in items})
+    errors = [_account_errors(item, accounts) for item in items]
+    if any(errors):
+        raise SubmitError("Invalid order", errors if batch else errors[0])
+
+    now = timezone.now()
+    orders = [
+        _build(item, accounts[item["account_id"]], user=user, idempotency_key=key, now=now)
+        for item, key in zip(items, keys)
+    ]
+    try:
+        with transaction.atomic():
+            for order in orders:
+                order.save(force_insert=True)
+            for account_id in sorted({order.account_id for order in orders}):
+                wake_account(account_id)
+    except IntegrityError:
+        # A concurrent identical submission won the race: answer as a replay.
+        previous = _replay(items, keys)
+        if previous is None:
+            raise
+        return SubmitResult(orders=previous, created=False)
+    return SubmitResult(orders=orders, created=True)
+
+
+def _per_item(items, batch, predicate, error):
+    errors = [error if predicate(item) else {} for item in items]
+    return errors if batch else errors[0]
