@@ -1,0 +1,142 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from orders.services.accounts import sync_accounts
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+CONTRACT_DIR = BASE_DIR.parent / "shared" / "contract"
+OUTPUT_DIR = BASE_DIR / "test-output"
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; fail the test with `message` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def journal_dir(settings, tmp_path) -> Path:
+    """Each test gets its own journal directory (service subprocesses inherit it)."""
+    path = tmp_path / "journal"
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "LOG_DIR": path}
+    return path
+
+
+@pytest.fixture
+def accounts(db):
+    return sync_accounts()
+
+
+@pytest.fixture
+def admin_user(db):
+    return get_user_model().objects.create_superuser("root", "", "pw-root-123")
+
+
+@pytest.fixture
+def api(admin_user):
+    client = APIClient()
+    token = Token.objects.create(user=admin_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def subprocess_env(**extra) -> dict:
+    """The environment for a service subprocess that shares this test's database."""
+    env = dict(os.environ)
+    settings_dict = connection.settings_dict
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        env["DATABASE_URL"] = f"sqlite:///{settings_dict['NAME']}"
+    else:
+        env["DATABASE_URL"] = (
+            f"postgres://{settings_dict['USER'] or ''}@{settings_dict['HOST'] or '127.0.0.1'}:"
+            f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+        )
+    env["DJANGO_SETTINGS_MODULE"] = "scheduler_site.settings"
+    env["ORDER_SCHEDULER_LOG_DIR"] = str(django_settings.ORDER_SCHEDULER["LOG_DIR"])
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Service:
+    """`manage.py serve` as a real subprocess: django-q2 cluster + supervisor (and the
+    web server unless no_web)."""
+
+    def __init__(self, *, args=("--no-web",), env=None, log_path: Path):
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BASE_DIR / "manage.py"), "serve", *args],
+            cwd=BASE_DIR,
+            env=subprocess_env(**(env or {})),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_running(self, timeout: float = 30.0) -> None:
+        from orders.selectors import cluster_status
+
+        wait_for(lambda: cluster_status()["clusters"] > 0 or self._died(), timeout=timeout, message="cluster start")
+        if self._died():
+            pytest.fail(f"service exited early; log:\n{self.log_path.read_text()[-3000:]}")
+
+    def _died(self) -> bool:
+        return self.proc.poll() is not None
+
+    def children(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        # Anything left of the process group (a hung worker) must not outlive the test.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log.close()
+
+
+@pytest.fixture
+def service_factory(transactional_db, request, tmp_path):
+    started: list[Service] = []
+
+    def start(**kwargs) -> Service:
+        service = Service(log_path=tmp_path / f"service-{len(started)}.log", **kwargs)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    path = OUTPUT_DIR / request.node.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
