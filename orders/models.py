@@ -171,3 +171,19 @@ class PaperOrder(models.Model):
     started = models.FloatField()
     finished = models.FloatField(null=True)
     worker_pid = models.IntegerField(default=0)
+
+
+class Instrument(models.Model):
+    """Market data of a venue (exchange site and mode), as last loaded by a worker, so
+    that submit can refuse an unknown symbol or an amount below the minimum at once.
+    Amounts are in base currency."""
+
+    venue = models.CharField(max_length=200)
+    symbol = models.CharField(max_length=64)
+    min_amount = models.DecimalField(max_digits=30, decimal_places=12, null=True)
+    amount_step = models.DecimalField(max_digits=30, decimal_places=12, null=True)
+    contract_size = models.DecimalField(max_digits=30, decimal_places=12, null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["venue", "symbol"], name="instrument_venue_symbol")]

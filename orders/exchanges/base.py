@@ -62,6 +62,11 @@ class FinalError(ExchangeError):
     """The exchange refused the order; sending it again would be refused again."""
 
 
+class AccountError(FinalError):
+    """The account itself is unusable (credentials rejected, wrong site): the order
+    fails and the account is paused until an operator acts."""
+
+
 class Exchange(Protocol):
     def place_order(self, ticket: OrderTicket) -> Execution: ...
 
@@ -71,6 +76,6 @@ class Exchange(Protocol):
 
     def cancel_order(self, ticket: OrderTicket, order_id: str) -> Execution: ...
 
-    def market(self, symbol: str) -> MarketInfo | None:
-        """Market data when known (None: unknown here, not checked at submit)."""
+    def load_markets(self, *, force: bool = False) -> list[MarketInfo] | None:
+        """Load or refresh market data when due; the markets when (re)loaded, else None."""
         ...

@@ -33,8 +33,8 @@ class PaperExchange:
         max_amount = options.get("max_amount")
         self.max_amount = Decimal(str(max_amount)) if max_amount is not None else None
 
-    def market(self, symbol: str) -> MarketInfo | None:
-        return None
+    def load_markets(self, *, force: bool = False) -> list[MarketInfo] | None:
+        return None  # the paper venue trades whatever it is asked to
 
     def place_order(self, ticket: OrderTicket) -> Execution:
         if self.max_amount is not None and ticket.amount > self.max_amount:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from orders.exchanges import get_exchange
 from orders.exchanges.base import (
+    AccountError,
     AmbiguousError,
     Exchange,
     ExchangeError,
@@ -33,6 +34,7 @@ from orders.exchanges.base import (
 from orders.models import Account, Order, OrderStatus
 from orders.services import notifications
 from orders.services.journal import journal_append
+from orders.services.markets import refresh_markets
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +201,7 @@ def _execute(*, order: Order, exchange: Exchange, owner: str) -> bool:
     ticket = ticket_for(order)
     for attempt in range(RETRY_ATTEMPTS):
         try:
+            refresh_markets(account=order.account, exchange=exchange)
             execution = exchange.place_order(ticket)
         except RetryableError as exc:
             if attempt == RETRY_ATTEMPTS - 1:
@@ -211,6 +214,10 @@ def _execute(*, order: Order, exchange: Exchange, owner: str) -> bool:
                 Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING).update(status=OrderStatus.QUEUED)
                 return False
             Order.objects.filter(pk=order.pk).update(attempts=F("attempts") + 1)
+        except AccountError as exc:
+            _fail(order, exc)
+            pause_account(account_id=order.account_id, reason=exc.message)
+            return False
         except FinalError as exc:
             _fail(order, exc)
             return True

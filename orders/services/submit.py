@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from orders.models import Account, AmountUnit, MarginMode, Order
 from orders.services.execution import wake_account
+from orders.services.markets import amount_problem
 
 
 class SubmitError(Exception):
@@ -64,6 +65,12 @@ def _account_errors(item: dict, accounts: dict[str, Account]) -> dict[str, list[
     is_derivative = ":" in item["symbol"]
     if item.get("amount_unit") == AmountUnit.CONTRACTS and not is_derivative:
         errors["amount_unit"] = ["'contracts' applies to swaps and futures only; spot amounts are in base currency."]
+    if not errors:
+        errors.update(
+            amount_problem(
+                account=account, symbol=item["symbol"], amount=item["amount"], unit=item.get("amount_unit") or "base"
+            )
+        )
     leverage = item.get("leverage") or account.default_leverage
     limit = (account.options or {}).get("max_leverage")
     if leverage and limit and leverage > int(limit):

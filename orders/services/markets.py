@@ -1,0 +1,65 @@
+"""Market data: refreshed by the worker that trades an account, read by submit."""
+
+from decimal import Decimal
+
+from django.db import transaction
+
+from orders.exchanges.base import AmbiguousError, Exchange, RetryableError
+from orders.models import Account, AccountMode, AmountUnit, Instrument
+
+
+def venue_of(account: Account) -> str:
+    """Markets differ between live and demo and between OKX sites."""
+    return f"okx:{account.mode}:{account.base_url or account.hostname}"
+
+
+def refresh_markets(*, account: Account, exchange: Exchange) -> None:
+    """Reload the account's markets when due and remember them for submit checks."""
+    try:
+        markets = exchange.load_markets()
+    except AmbiguousError as exc:
+        # Loading markets places nothing: an unclear answer only means "try again".
+        raise RetryableError(f"Loading markets failed: {exc.message}", code=exc.code) from None
+    if not markets:
+        return
+    venue = venue_of(account)
+    with transaction.atomic():
+        Instrument.objects.filter(venue=venue).delete()
+        Instrument.objects.bulk_create(
+            Instrument(
+                venue=venue,
+                symbol=m.symbol,
+                min_amount=m.min_amount,
+                amount_step=m.amount_step,
+                contract_size=m.contract_size,
+            )
+            for m in markets
+        )
+
+
+def amount_problem(*, account: Account, symbol: str, amount: Decimal, unit: str) -> dict[str, list[str]]:
+    """Errors for a symbol or amount the venue is known to refuse; empty when fine or
+    when the venue's markets are not known yet (the worker then checks)."""
+    if account.mode == AccountMode.PAPER:
+        return {}
+    venue = venue_of(account)
+    instrument = Instrument.objects.filter(venue=venue, symbol=symbol).first()
+    if instrument is None:
+        if Instrument.objects.filter(venue=venue).exists():
+            return {"symbol": [f"{symbol} is not traded on this account's OKX site ({account.hostname})."]}
+        return {}
+    if instrument.min_amount is None:
+        return {}
+    base = symbol.split("/")[0]
+    minimum = instrument.min_amount
+    if unit == AmountUnit.CONTRACTS and instrument.contract_size:
+        minimum_contracts = (minimum / instrument.contract_size).normalize()
+        if amount < minimum_contracts:
+            return {"amount": [f"Below the market minimum of {minimum_contracts} contracts."]}
+        return {}
+    if amount < minimum:
+        contracts = (
+            f" ({(minimum / instrument.contract_size).normalize()} contracts)" if instrument.contract_size else ""
+        )
+        return {"amount": [f"Below the market minimum of {minimum.normalize()} {base}{contracts}."]}
+    return {}
