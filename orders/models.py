@@ -132,6 +132,9 @@ class Order(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # A resting order the user asked to cancel on the exchange (done by the drainer).
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    exchange_checked_at = models.DateTimeField(null=True, blank=True)
 
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -146,6 +149,7 @@ class Order(models.Model):
             models.Index(fields=["strategy_name", "created_at"], name="order_strategy_time_idx"),
             models.Index(fields=["symbol", "created_at"], name="order_symbol_time_idx"),
             models.Index(fields=["order_id"], name="order_exchange_id_idx"),
+            models.Index(fields=["account", "exchange_state"], name="order_exchange_state_idx"),
         ]
 
     def __str__(self) -> str:

@@ -9,3 +9,7 @@ def drain_account(account_id: str) -> int:
 
 def recover() -> list[str]:
     return execution.recover()
+
+
+def track_open_orders(account_id: str) -> int:
+    return execution.track_open_orders(account_id=account_id)

@@ -147,6 +147,10 @@ ORDER_SCHEDULER = {
     # holder's lease expires after this many seconds and recovery takes over.
     "LEASE_SECONDS": env_int("ORDER_SCHEDULER_LEASE_SECONDS", 60, minimum=2),
     "RECOVERY_INTERVAL": env_float("ORDER_SCHEDULER_RECOVERY_INTERVAL", 5.0, minimum=0.1),
+    # After an ambiguous send, "not found" means "never arrived" only this long after it.
+    "RECONCILE_WINDOW": env_float("ORDER_SCHEDULER_RECONCILE_WINDOW", 5.0, minimum=0.0),
+    # How often resting limit orders are looked up on the exchange.
+    "TRACK_INTERVAL": env_float("ORDER_SCHEDULER_TRACK_INTERVAL", 10.0, minimum=1.0),
     "MAX_BATCH": env_int("ORDER_SCHEDULER_MAX_BATCH", 100, minimum=1),
     "MAX_ORDERS_LIMIT": env_int("ORDER_SCHEDULER_MAX_ORDERS_LIMIT", 1000, minimum=1),
 }

@@ -74,6 +74,10 @@ class Exchange(Protocol):
         """The order by client order id, or None when the exchange has no such order."""
         ...
 
+    def fetch_open_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
+        """Those of `tickets` still open on the exchange, by client order id."""
+        ...
+
     def cancel_order(self, ticket: OrderTicket, order_id: str) -> Execution: ...
 
     def load_markets(self, *, force: bool = False) -> list[MarketInfo] | None:

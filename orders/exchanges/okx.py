@@ -173,6 +173,18 @@ class OkxExchange:
             return None
         return self._execution(found, ticket, market)
 
+    def fetch_open_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
+        """Those of `tickets` still open on the exchange, by client order id, from one
+        request for all the account's open orders (rate-limit friendly)."""
+        self._ensure_markets()
+        wanted = {t.client_order_id: t for t in tickets}
+        found = {}
+        for order in self._call(self.client.fetch_open_orders):
+            ticket = wanted.get(order.get("clientOrderId"))
+            if ticket is not None:
+                found[ticket.client_order_id] = self._execution(order, ticket, self._market(ticket.symbol))
+        return found
+
     def cancel_order(self, ticket: OrderTicket, order_id: str) -> Execution:
         self._ensure_markets()
         market = self._market(ticket.symbol)

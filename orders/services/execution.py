@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 RETRY_ATTEMPTS = 6  # placements refused as retryable before the order fails
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
-RECONCILE_WINDOW = 5.0  # seconds after a send before "not found" means "never arrived"
 RECONCILE_LOOKUPS = 8
 RESENDS = 2  # re-sends, with the same client order id, of an order found absent
 
@@ -136,6 +135,8 @@ def _drain_leased(*, account_id: str, owner: str, deadline: float) -> int:
         if not _resolve(order=order, exchange=exchange, owner=owner):
             return taken
     while time.monotonic() < deadline:
+        if not _cancel_requested(account_id=account_id, exchange=exchange, owner=owner):
+            break
         expire_overdue(account_id=account_id)
         order = (
             Order.objects.filter(account_id=account_id, status=OrderStatus.QUEUED).order_by("-priority", "id").first()
@@ -152,6 +153,74 @@ def _drain_leased(*, account_id: str, owner: str, deadline: float) -> int:
         if Account.objects.filter(pk=account_id, paused=True).exists():
             break
     return taken
+
+
+def _cancel_requested(*, account_id: str, exchange: Exchange, owner: str) -> bool:
+    """Cancel on the exchange the resting orders users asked to cancel. Runs under the
+    lease: a cancel is an order request like any other. False when the lease is lost."""
+    requested = Order.objects.filter(
+        account_id=account_id, status=OrderStatus.SUCCESS, cancel_requested_at__isnull=False
+    ).select_related("account")
+    for order in requested:
+        if not renew_lease(account_id=account_id, owner=owner):
+            return False
+        try:
+            execution = exchange.cancel_order(ticket_for(order), order.order_id)
+        except ExchangeError as exc:
+            logger.warning("cancel of %s on the exchange failed: %s %s", order.request_id, exc.code, exc.message)
+            Order.objects.filter(pk=order.pk).update(
+                cancel_requested_at=None, error_code=exc.code, error_message=f"Cancel failed: {exc.message}"
+            )
+            continue
+        _record_exchange_state(order, execution, cancel_requested_at=None)
+    return True
+
+
+def _record_exchange_state(order: Order, execution: Execution, **fields) -> None:
+    Order.objects.filter(pk=order.pk).update(
+        exchange_state=execution.state,
+        filled_amount=execution.filled_amount,
+        average_price=execution.average_price,
+        fee=execution.fee,
+        fee_currency=execution.fee_currency,
+        exchange_checked_at=timezone.now(),
+        **fields,
+    )
+
+
+OPEN_STATES = ("open", "partially_filled")
+TRACK_BATCH = 100
+
+
+def track_open_orders(*, account_id: str) -> int:
+    """Follow the account's orders resting on the book until filled or cancelled: one
+    request for all open orders, then one look-up per order that left the book.
+    Returns how many orders changed state."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None or not account.enabled or account.config_error:
+        return 0
+    resting = list(
+        Order.objects.filter(account_id=account_id, status=OrderStatus.SUCCESS, exchange_state__in=OPEN_STATES)
+        .select_related("account")
+        .order_by("exchange_checked_at", "id")[:TRACK_BATCH]
+    )
+    if not resting:
+        return 0
+    exchange = get_exchange(account)
+    try:
+        still_open = exchange.fetch_open_orders([ticket_for(order) for order in resting])
+        changed = 0
+        for order in resting:
+            execution = still_open.get(order.client_order_id) or exchange.fetch_order(ticket_for(order))
+            if execution is None:
+                continue
+            if (execution.state, execution.filled_amount) != (order.exchange_state, order.filled_amount):
+                changed += 1
+            _record_exchange_state(order, execution)
+    except ExchangeError as exc:
+        logger.warning("tracking open orders of %s failed: %s %s", account_id, exc.code, exc.message)
+        return 0
+    return changed
 
 
 def _claim(order: Order) -> bool:
@@ -261,8 +330,9 @@ def _resolve(*, order: Order, exchange: Exchange, owner: str) -> bool:
         if found is not None:
             _succeed(order, found)
             return True
-        if (timezone.now() - last_send).total_seconds() < RECONCILE_WINDOW:
-            time.sleep(min(RECONCILE_WINDOW, 1.0))
+        window = _config("RECONCILE_WINDOW")
+        if (timezone.now() - last_send).total_seconds() < window:
+            time.sleep(min(window, 1.0))
             continue
         if resends >= RESENDS:
             failure = f"still absent after {RESENDS} re-sends"
@@ -293,6 +363,9 @@ def _mark_unknown(order: Order, exc: ExchangeError) -> None:
 
 
 def _succeed(order: Order, execution: Execution) -> None:
+    if execution.state == "cancelled" and not execution.filled_amount:
+        _fail(order, FinalError("The exchange cancelled the order; nothing was filled.", code="exchange_cancelled"))
+        return
     if _finish(
         pk=order.pk,
         from_statuses=OrderStatus.in_flight(),
@@ -358,4 +431,22 @@ def recover() -> list[str]:
     woken = list(idle.values_list("pk", flat=True))
     for account_id in woken:
         wake_account(account_id)
+    _schedule_tracking()
     return woken
+
+
+def _schedule_tracking() -> None:
+    """Queue a look-up of resting orders per account, at most once per TRACK_INTERVAL
+    (the shared cache remembers when, across processes and hosts)."""
+    from django.core.cache import cache
+    from django_q.tasks import async_task
+
+    accounts = (
+        Order.objects.filter(status=OrderStatus.SUCCESS, exchange_state__in=OPEN_STATES)
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    interval = _config("TRACK_INTERVAL")
+    for account_id in list(accounts):
+        if cache.add(f"order-scheduler:track:{account_id}", 1, timeout=interval):
+            async_task("orders.tasks.track_open_orders", account_id, task_name=f"track:{account_id}", group="track")
