@@ -35,6 +35,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "t
 if HOST not in ("0.0.0.0", "::") and HOST not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append(HOST)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -87,6 +88,8 @@ try:
 except Exception as exc:  # dj_database_url raises several types for bad URLs
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
 if _db["ENGINE"] == "django.db.backends.sqlite3":
+    if not _db["NAME"] or _db["NAME"] == ":memory:":
+        raise ImproperlyConfigured("DATABASE_URL must name a SQLite file: workers share it across processes")
     Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Measured (FIELD-NOTES): without these, concurrent workers lose writes to
     # "database is locked". IMMEDIATE makes every atomic() take the write lock up front,

@@ -10,6 +10,8 @@ from orders.models import AmountUnit, MarginMode, OrderType, Side
 # BASE/QUOTE:SETTLE-YYMMDD (future), ...-STRIKE-C|P (option).
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20}(-\d{6}(-\d+(\.\d+)?-[CP])?)?)?$")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Stored as "<user id>:<key>#<index>" in a 128-character column.
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
 
 
 class OrderSubmitSerializer(serializers.Serializer):
@@ -81,4 +83,3 @@ class OrdersQuerySerializer(serializers.Serializer):
         if value > cap:
             raise serializers.ValidationError(f"At most {cap}.")
         return value
-

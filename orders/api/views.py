@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from orders import selectors
 from orders.api.errors import error_response
-from orders.api.serializers import OrdersQuerySerializer, OrderSubmitSerializer
+from orders.api.serializers import IDEMPOTENCY_KEY_RE, OrdersQuerySerializer, OrderSubmitSerializer
 from orders.models import Order
 from orders.serializers import OrderSerializer
 from orders.services.submit import SubmitError, order_submit
@@ -30,15 +30,22 @@ class SubmitView(APIView):
         elif not isinstance(data, dict):
             return error_response("Invalid request", {"non_field_errors": ["Send a JSON object or a list of them."]})
 
+        idempotency_key = request.headers.get("Idempotency-Key") or None
+        if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+            return error_response("Invalid request", {"Idempotency-Key": ["At most 100 printable ASCII characters."]})
+
         serializer = OrderSubmitSerializer(data=data, many=batch)
         if not serializer.is_valid():
-            return error_response("Invalid order", serializer.errors)
+            errors = serializer.errors
+            if batch:  # DRF keys a list's errors by index; answer with a list aligned with the input
+                errors = [errors.get(index, {}) for index in range(len(data))]
+            return error_response("Invalid order", errors)
         items = serializer.validated_data if batch else [serializer.validated_data]
         try:
             result = order_submit(
                 items=items,
                 user=request.user,
-                idempotency_key=request.headers.get("Idempotency-Key") or None,
+                idempotency_key=idempotency_key,
                 batch=batch,
             )
         except SubmitError as exc:

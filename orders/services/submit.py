@@ -58,7 +58,9 @@ def _account_errors(item: dict, accounts: dict[str, Account]) -> dict[str, list[
     if account is None:
         errors["account_id"] = [f"Unknown account '{item['account_id']}'."]
         return errors
-    if not account.enabled or not account.in_config:
+    if not account.in_config:
+        errors["account_id"] = [f"Account '{account.id}' is no longer in the accounts file."]
+    elif not account.enabled:
         errors["account_id"] = [f"Account '{account.id}' is disabled."]
     elif account.config_error:
         errors["account_id"] = [f"Account '{account.id}' cannot trade: {account.config_error}"]
@@ -109,17 +111,18 @@ def _replay(items: list[dict], keys: list[str | None]) -> list[Order] | None:
     """The existing orders when this exact submission was made before, else None.
     The same request id or idempotency key with a different order is a conflict."""
     found = []
-    for item, key in zip(items, keys):
-        existing = None
-        if item.get("request_id"):
-            existing = Order.objects.filter(request_id=item["request_id"]).first()
-        elif key:
+    for item, key in zip(items, keys, strict=True):
+        request_id = item.get("request_id")
+        existing = Order.objects.filter(request_id=request_id).first() if request_id else None
+        by_key = existing is None and key is not None
+        if by_key:
             existing = Order.objects.filter(idempotency_key=key).first()
         if existing is None:
             found.append(None)
             continue
-        if existing.payload_hash != _payload_hash(item):
-            label = f"request_id '{existing.request_id}'" if item.get("request_id") else "Idempotency-Key"
+        # A key already used with another request_id is a different order too.
+        if existing.payload_hash != _payload_hash(item) or (request_id and existing.request_id != request_id):
+            label = "Idempotency-Key" if by_key else f"request_id '{existing.request_id}'"
             raise SubmitError(
                 "Conflict with an earlier order",
                 {"request_id": [f"The {label} was already used for a different order."]},
@@ -137,7 +140,9 @@ def _replay(items: list[dict], keys: list[str | None]) -> list[Order] | None:
     return None
 
 
-def order_submit(*, items: list[dict], user=None, idempotency_key: str | None = None, batch: bool = False) -> SubmitResult:
+def order_submit(
+    *, items: list[dict], user=None, idempotency_key: str | None = None, batch: bool = False
+) -> SubmitResult:
     """Queue one order or a batch, all or nothing, and wake the accounts' drainers.
 
     `items` are validated field values (see orders.api.serializers.OrderSubmitSerializer).
@@ -152,8 +157,15 @@ def order_submit(*, items: list[dict], user=None, idempotency_key: str | None = 
 
     ids = [item.get("request_id") for item in items if item.get("request_id")]
     if len(ids) != len(set(ids)):
-        raise SubmitError("Invalid order", _per_item(items, batch, lambda it: ids.count(it.get("request_id")) > 1,
-                                                     {"request_id": ["Repeated within this batch."]}))
+        raise SubmitError(
+            "Invalid order",
+            _per_item(
+                items,
+                batch,
+                lambda it: ids.count(it.get("request_id")) > 1,
+                {"request_id": ["Repeated within this batch."]},
+            ),
+        )
 
     previous = _replay(items, keys)
     if previous is not None:
@@ -167,7 +179,7 @@ def order_submit(*, items: list[dict], user=None, idempotency_key: str | None = 
     now = timezone.now()
     orders = [
         _build(item, accounts[item["account_id"]], user=user, idempotency_key=key, now=now)
-        for item, key in zip(items, keys)
+        for item, key in zip(items, keys, strict=True)
     ]
     try:
         with transaction.atomic():

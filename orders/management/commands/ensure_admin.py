@@ -1,7 +1,8 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 
@@ -15,9 +16,14 @@ class Command(BaseCommand):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             return
+        if User.objects.filter(username=username).exists():
+            raise CommandError(
+                f"user '{username}' exists but is not a superuser; pass --username NAME or run createsuperuser"
+            )
         password = secrets.token_urlsafe(12)
-        user = User.objects.create_superuser(username=username, email="", password=password)
-        token = Token.objects.create(user=user)
+        with transaction.atomic():
+            user = User.objects.create_superuser(username=username, email="", password=password)
+            token = Token.objects.create(user=user)
         self.stdout.write(
             "\nCreated the local admin user (shown only this once; keep it safe):\n"
             f"  username:  {username}\n  password:  {password}\n  API token: {token.key}\n"

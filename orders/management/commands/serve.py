@@ -44,7 +44,7 @@ class Command(BaseCommand):
         self.children: dict[str, subprocess.Popen] = {}
         self.commands = {}
         if not no_web:
-            workers = web_workers or int(__import__("os").environ.get("WEB_CONCURRENCY", "2"))
+            workers = web_workers or settings.WEB_CONCURRENCY
             self.commands["web"] = [
                 sys.executable, "-m", "gunicorn", "scheduler_site.wsgi:application",
                 "--bind", f"{host}:{port}", "--workers", str(workers), "--worker-class", "gthread",
