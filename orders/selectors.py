@@ -65,6 +65,21 @@ def cluster_status() -> dict:
     return {"clusters": len(alive), "workers": sum(len(s.workers) for s in alive)}
 
 
+def cluster_stalled(*, seconds: float) -> bool:
+    """True when orders that could run have waited longer than `seconds` on accounts
+    nobody holds, and no order at all has started in that time: the workers are not
+    taking work (e.g. a django-q2 cluster frozen by a killed worker)."""
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    waiting = Order.objects.filter(
+        status=OrderStatus.QUEUED,
+        created_at__lt=cutoff,
+        account__enabled=True,
+        account__paused=False,
+        account__config_error="",
+    ).filter(Q(account__lease_until__isnull=True) | Q(account__lease_until__lt=Now()))
+    return waiting.exists() and not Order.objects.filter(started_at__gte=cutoff).exists()
+
+
 def scheduler_status() -> dict:
     today = timezone.localdate()
     cluster = cluster_status()

@@ -150,6 +150,8 @@ ORDER_SCHEDULER = {
     # holder's lease expires after this many seconds and recovery takes over.
     "LEASE_SECONDS": env_int("ORDER_SCHEDULER_LEASE_SECONDS", 60, minimum=2),
     "RECOVERY_INTERVAL": env_float("ORDER_SCHEDULER_RECOVERY_INTERVAL", 5.0, minimum=0.1),
+    # `serve` restarts a cluster silent, or not starting runnable orders, this long.
+    "STALL_SECONDS": env_float("ORDER_SCHEDULER_STALL_SECONDS", 90.0, minimum=1.0),
     # After an ambiguous send, "not found" means "never arrived" only this long after it.
     "RECONCILE_WINDOW": env_float("ORDER_SCHEDULER_RECONCILE_WINDOW", 5.0, minimum=0.0),
     # How often resting limit orders are looked up on the exchange.

@@ -102,22 +102,30 @@ class Service:
         return self.proc.poll() is not None
 
     def children(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True).stdout
-        return [int(pid) for pid in out.split()]
+        """Every live descendant process of the service."""
+        out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+        parents = dict((int(pid), int(ppid)) for pid, ppid in (line.split() for line in out.splitlines()))
+        found, frontier = [], {self.proc.pid}
+        while frontier:
+            frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
+            found.extend(frontier)
+        return found
 
     def stop(self) -> None:
+        leftovers = self.children()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait()
-        # Anything left of the process group (a hung worker) must not outlive the test.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # Anything left (a hung worker) must not outlive the test.
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.log.close()
 
 

@@ -7,7 +7,6 @@ import signal
 import threading
 import time
 import urllib.request
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -174,3 +173,27 @@ def test_it_finishes_an_order_exactly_once_after_its_worker_is_killed_mid_order(
     order = Order.objects.get(request_id=victim)
     assert order.order_id == paper.exchange_order_id
     assert_never_two_in_flight("acc_a", died={client_id: killed_at})
+
+
+def test_it_keeps_executing_after_an_idle_worker_is_killed(live_server, service_factory, tmp_path):
+    # FIELD-NOTES: killing an idle django-q2 worker can freeze the whole cluster; the
+    # supervisor must notice that orders wait with none started, and restart it.
+    accounts_file = write_accounts(tmp_path / "accounts.json", latency_ms=0)
+    sync_accounts(path=accounts_file)
+    api = Api(live_server.url)
+    service = service_factory(env={"ORDER_SCHEDULER_ACCOUNTS_FILE": accounts_file, "ORDER_SCHEDULER_STALL_SECONDS": 4})
+    service.wait_running()
+    from django_q.status import Stat
+
+    [stat] = Stat.get_all()
+    for pid in stat.workers:
+        os.kill(pid, signal.SIGKILL)
+
+    ids = [api.submit(order_body(a, n))["request_id"] for n in range(3) for a in ACCOUNTS]
+
+    wait_for(
+        lambda: Order.objects.filter(request_id__in=ids, status=OrderStatus.SUCCESS).count() == len(ids),
+        timeout=60,
+        message="orders submitted after the workers were killed to succeed",
+    )
+    assert PaperOrder.objects.count() == len(ids)

@@ -1,8 +1,9 @@
 """Run the whole service: a production WSGI server (gunicorn), the django-q2 cluster and
-a small supervisor that runs recovery and restarts a cluster that died or stalled.
+a small supervisor that runs recovery and restarts a cluster that died, stopped reporting or stopped taking work.
 Ctrl-C or SIGTERM stops everything it started."""
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -12,12 +13,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.selectors import cluster_status
+from orders.selectors import cluster_stalled, cluster_status
 from orders.services.accounts import AccountsFileError, sync_accounts
 from orders.services.execution import recover
 
 logger = logging.getLogger("orders.serve")
-STALL_SECONDS = 30.0
 
 
 class Command(BaseCommand):
@@ -60,7 +60,16 @@ class Command(BaseCommand):
         self._supervise(watch_cluster=not no_cluster)
 
     def _start(self, name: str) -> None:
-        self.children[name] = subprocess.Popen(self.commands[name])
+        # Each child leads its own process group, so a terminal's Ctrl-C reaches only
+        # this supervisor, which then stops each child through its parent process.
+        self.children[name] = subprocess.Popen(self.commands[name], start_new_session=True)
+        if name == "cluster":
+            self.started_cluster = time.monotonic()
+
+    def _restart_cluster(self, why: str) -> None:
+        logger.error("restarting the django-q2 cluster: %s", why)
+        self._terminate("cluster")
+        self._start("cluster")
 
     def _stop(self, signum, frame) -> None:
         self.stopping = True
@@ -75,13 +84,14 @@ class Command(BaseCommand):
                         logger.error("%s exited with %s; restarting it", name, child.returncode)
                         self._start(name)
                 if watch_cluster:
+                    stall = settings.ORDER_SCHEDULER["STALL_SECONDS"]
                     if cluster_status()["clusters"]:
                         last_alive = time.monotonic()
-                    elif time.monotonic() - last_alive > STALL_SECONDS:
-                        logger.error("cluster has not reported for %ss; restarting it", STALL_SECONDS)
-                        self._terminate("cluster")
-                        self._start("cluster")
+                    if time.monotonic() - last_alive > stall:
+                        self._restart_cluster(f"it has not reported for {stall:g}s")
                         last_alive = time.monotonic()
+                    elif cluster_stalled(seconds=stall) and time.monotonic() - self.started_cluster > stall:
+                        self._restart_cluster(f"orders have waited {stall:g}s with none started")
                     try:
                         recover()
                     except Exception:
@@ -104,7 +114,9 @@ class Command(BaseCommand):
             return
         child.send_signal(signal.SIGTERM)
         try:
-            child.wait(timeout=30)
+            child.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            child.kill()
+            # Hung on shutdown (a frozen cluster): kill its whole process group, which it
+            # leads, so no orphaned worker is left behind.
+            os.killpg(child.pid, signal.SIGKILL)
             child.wait()
