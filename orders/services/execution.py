@@ -240,7 +240,7 @@ def expire_overdue(*, account_id: str | None = None) -> int:
         overdue = overdue.filter(account_id=account_id)
     expired = 0
     for pk in overdue.values_list("pk", flat=True):
-        expired += _finish(
+        expired += finish_order(
             pk=pk,
             from_statuses=[OrderStatus.QUEUED],
             status=OrderStatus.EXPIRED,
@@ -366,7 +366,7 @@ def _succeed(order: Order, execution: Execution) -> None:
     if execution.state == "cancelled" and not execution.filled_amount:
         _fail(order, FinalError("The exchange cancelled the order; nothing was filled.", code="exchange_cancelled"))
         return
-    if _finish(
+    if finish_order(
         pk=order.pk,
         from_statuses=OrderStatus.in_flight(),
         status=OrderStatus.SUCCESS,
@@ -384,7 +384,7 @@ def _succeed(order: Order, execution: Execution) -> None:
 
 def _fail(order: Order, exc: ExchangeError, note: str = "") -> None:
     message = f"{exc.message}{note}"
-    if _finish(
+    if finish_order(
         pk=order.pk,
         from_statuses=OrderStatus.in_flight(),
         status=OrderStatus.FAILED,
@@ -396,7 +396,7 @@ def _fail(order: Order, exc: ExchangeError, note: str = "") -> None:
         )
 
 
-def _finish(*, pk: int, from_statuses: list[str], status: str, **fields) -> int:
+def finish_order(*, pk: int, from_statuses: list[str], status: str, **fields) -> int:
     """The one place an order reaches a final status: a conditional UPDATE from the
     expected statuses, then the journal line and the notification."""
     done = Order.objects.filter(pk=pk, status__in=from_statuses).update(

@@ -141,12 +141,18 @@ def _replay(items: list[dict], keys: list[str | None]) -> list[Order] | None:
 
 
 def order_submit(
-    *, items: list[dict], user=None, idempotency_key: str | None = None, batch: bool = False
+    *,
+    items: list[dict],
+    user=None,
+    idempotency_key: str | None = None,
+    batch: bool = False,
+    retry_of: Order | None = None,
 ) -> SubmitResult:
     """Queue one order or a batch, all or nothing, and wake the accounts' drainers.
 
     `items` are validated field values (see orders.api.serializers.OrderSubmitSerializer).
     Resubmitting the same request_id or Idempotency-Key returns the existing orders.
+    `retry_of` links the new order to the failed or expired one it retries.
     """
     if idempotency_key:
         owner = getattr(user, "pk", None) or "anon"
@@ -181,6 +187,8 @@ def order_submit(
         _build(item, accounts[item["account_id"]], user=user, idempotency_key=key, now=now)
         for item, key in zip(items, keys, strict=True)
     ]
+    for order in orders:
+        order.retry_of = retry_of
     try:
         with transaction.atomic():
             for order in orders:

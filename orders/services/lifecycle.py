@@ -1,0 +1,86 @@
+"""What people do to existing orders: cancel and retry. Each checks the order's current
+status and refuses, with the reason, what makes no sense for it."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders.models import Order, OrderStatus
+from orders.services.execution import OPEN_STATES, finish_order, wake_account
+from orders.services.submit import SubmitError, order_submit
+
+
+class OrderConflict(Exception):
+    """The action makes no sense for the order's current status (HTTP 409)."""
+
+
+def order_get(*, request_id: str) -> Order:
+    return Order.objects.select_related("account", "retry_of").get(request_id=request_id)
+
+
+def order_cancel(*, request_id: str, user=None) -> Order:
+    """Cancel a queued order at once (it never reaches the exchange, even when a worker
+    is about to take it: whichever conditional UPDATE comes first wins), or ask the
+    account's drainer to cancel an order resting on the exchange."""
+    order = order_get(request_id=request_id)
+    if order.status == OrderStatus.QUEUED:
+        done = finish_order(
+            pk=order.pk,
+            from_statuses=[OrderStatus.QUEUED],
+            status=OrderStatus.CANCELLED,
+            error_code="cancelled",
+            error_message=f"Cancelled by {getattr(user, 'username', None) or 'an operator'} before it was sent.",
+        )
+        if done:
+            return order_get(request_id=request_id)
+        order.refresh_from_db()  # a worker took it in the meantime
+    if order.status == OrderStatus.SUCCESS and order.exchange_state in OPEN_STATES:
+        with transaction.atomic():
+            Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
+                cancel_requested_at=timezone.now()
+            )
+            wake_account(order.account_id)
+        return order_get(request_id=request_id)
+    if order.status in OrderStatus.in_flight():
+        raise OrderConflict(f"Order {request_id} is being sent to the exchange ({order.status}); it cannot be cancelled now.")
+    state = f"{order.status}, {order.exchange_state} on the exchange" if order.exchange_state else order.status
+    raise OrderConflict(f"Order {request_id} is {state}: only queued orders and orders resting on the book can be cancelled.")
+
+
+def order_retry(*, request_id: str, user=None) -> Order:
+    """Submit a failed or expired order again, as a new order linked to the original.
+    Refused while an earlier retry of the same order is still alive (a double click
+    must not trade twice)."""
+    with transaction.atomic():
+        # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already serialises
+        # writers. Either way two concurrent retries cannot both pass the check below.
+        original = Order.objects.select_for_update().select_related("account").get(request_id=request_id)
+        if original.status not in (OrderStatus.FAILED, OrderStatus.EXPIRED):
+            raise OrderConflict(f"Order {request_id} is {original.status}: only failed or expired orders can be retried.")
+        ended = [OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELLED]
+        alive = original.retries.exclude(status__in=ended).first()
+        if alive is not None:
+            raise OrderConflict(f"Order {request_id} was already retried as {alive.request_id} ({alive.status}).")
+        return _resubmit(original, user=user)
+
+
+def _resubmit(original: Order, *, user) -> Order:
+    item = {
+        "account_id": original.account_id,
+        "symbol": original.symbol,
+        "side": original.side,
+        "order_type": original.order_type,
+        "amount": original.amount,
+        "amount_unit": original.amount_unit,
+        "price": original.price,
+        "leverage": original.leverage,
+        "margin_mode": original.margin_mode if ":" in original.symbol else None,
+        "reduce_only": original.reduce_only,
+        "strategy_name": original.strategy_name,
+        "priority": original.priority,
+    }
+    try:
+        result = order_submit(items=[item], user=user, retry_of=original)
+    except SubmitError as exc:
+        reasons = "; ".join(" ".join(messages) for messages in exc.errors.values())
+        raise OrderConflict(f"Order {original.request_id} cannot be retried: {reasons}") from None
+    return result.orders[0]
