@@ -4,7 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format setup bench clean
+# The scale-out leg of the suite: PostgreSQL and Redis on this machine (see .ci/run).
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test test-sqlite test-postgres test-fast lint format setup bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +26,14 @@ setup: $(STAMP)
 run: setup
 	exec $(PY) manage.py serve
 
-test: $(STAMP)
+# Both back ends: SQLite + ORM broker (the embedded default), then PostgreSQL + Redis.
+test: test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
 	$(PY) -m pytest
+
+test-postgres: $(STAMP)
+	TEST_DATABASE_URL=$(PG_TEST_URL) TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not e2e"

@@ -20,6 +20,8 @@ TEST_ENV = {
     "DEBUG": "0",
     "LOG_LEVEL": "WARNING",
 }
+# A queue of its own per test run: a Redis broker is shared by everything on the machine.
+TEST_ENV["Q_CLUSTER_NAME"] = f"pytest{os.getpid()}"
 for key, value in TEST_ENV.items():
     os.environ[key] = value
 # The Redis broker only when a test run asks for it (the PostgreSQL + Redis CI leg).

@@ -185,7 +185,7 @@ def test_it_keeps_executing_after_an_idle_worker_is_killed(live_server, service_
     service.wait_running()
     from django_q.status import Stat
 
-    [stat] = Stat.get_all()
+    [stat] = [s for s in Stat.get_all() if s.sentinel in service.children()]
     for pid in stat.workers:
         os.kill(pid, signal.SIGKILL)
 
@@ -197,3 +197,32 @@ def test_it_keeps_executing_after_an_idle_worker_is_killed(live_server, service_
         message="orders submitted after the workers were killed to succeed",
     )
     assert PaperOrder.objects.count() == len(ids)
+
+
+def test_it_keeps_one_order_in_flight_per_account_with_two_clusters_as_two_hosts(
+    live_server, service_factory, tmp_path
+):
+    accounts_file = write_accounts(tmp_path / "accounts.json", latency_ms=10)
+    sync_accounts(path=accounts_file)
+    api = Api(live_server.url)
+    hosts = [
+        service_factory(env={"ORDER_SCHEDULER_ACCOUNTS_FILE": accounts_file, "Q_WORKERS": 3}) for _ in range(2)
+    ]
+    for host in hosts:
+        host.wait_running()
+
+    ids = submit_concurrently(api, [order_body(a, n) for n in range(50) for a in ACCOUNTS])
+
+    wait_for(
+        lambda: Order.objects.filter(request_id__in=ids, status=OrderStatus.SUCCESS).count() == 200,
+        timeout=120,
+        message="200 orders to succeed",
+    )
+    assert PaperOrder.objects.count() == 200
+    assert PaperOrder.objects.values("client_order_id").distinct().count() == 200
+    for account_id in ACCOUNTS:
+        assert_never_two_in_flight(account_id)
+    # Both hosts really took part.
+    pids_by_host = [set(host.children()) for host in hosts]
+    executing = set(PaperOrder.objects.values_list("worker_pid", flat=True))
+    assert all(executing & pids for pids in pids_by_host)
