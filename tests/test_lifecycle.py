@@ -105,13 +105,29 @@ def okx_account(db, monkeypatch):
         yield fake
 
 
+def test_it_fetches_the_fill_details_of_a_market_order_after_placing_it(okx_account):
+    order = submit(account="okx_life")
+    execution.drain_account(account_id="okx_life")
+    order.refresh_from_db()
+    assert (order.status, order.exchange_state, order.filled_amount) == (OrderStatus.SUCCESS, "submitted", None)
+
+    assert execution.track_open_orders(account_id="okx_life") == 1
+
+    order.refresh_from_db()
+    assert (order.exchange_state, order.filled_amount, order.average_price) == ("filled", Decimal("0.001"), Decimal("65000"))
+    assert order.fee > 0 and order.fee_currency == "USDT"
+
+
 def test_it_follows_a_resting_limit_order_until_filled(okx_account):
     fake = okx_account
     order = submit(account="okx_life", order_type="limit", price=Decimal("60000"))
     execution.drain_account(account_id="okx_life")
     order.refresh_from_db()
-    assert (order.status, order.exchange_state) == (OrderStatus.SUCCESS, "open")
+    assert (order.status, order.exchange_state) == (OrderStatus.SUCCESS, "submitted")
 
+    assert execution.track_open_orders(account_id="okx_life") == 1  # the first look-up: resting
+    order.refresh_from_db()
+    assert order.exchange_state == "open"
     assert execution.track_open_orders(account_id="okx_life") == 0  # still open: nothing changed
     fake.fill(order.client_order_id, px="60000")
     assert execution.track_open_orders(account_id="okx_life") == 1
@@ -127,6 +143,7 @@ def test_it_cancels_a_resting_order_on_the_exchange_through_the_drainer(okx_acco
     fake = okx_account
     order = submit(account="okx_life", order_type="limit", price=Decimal("60000"))
     execution.drain_account(account_id="okx_life")
+    execution.track_open_orders(account_id="okx_life")
 
     requested = order_cancel(request_id=order.request_id)
     assert requested.cancel_requested_at is not None

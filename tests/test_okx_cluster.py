@@ -5,6 +5,7 @@ import os
 import random
 import signal
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -140,6 +141,13 @@ def test_it_succeeds_through_a_burst_with_30_percent_rate_limit_answers(okx, api
 
     assert fault.fired >= 5
     assert {o.status for o in orders.values()} == {OrderStatus.SUCCESS}
+    # Fill details follow from the tracker, beside the drainer.
+    wait_for(
+        lambda: Order.objects.filter(request_id__in=ids, exchange_state="filled", filled_amount=Decimal("0.001")).count()
+        == 40,
+        timeout=30,
+        message="fill details of 40 orders",
+    )
     assert len(okx.orders()) == 40
     assert all(len(at_fake(okx, order)) == 1 for order in orders.values())
 

@@ -59,17 +59,20 @@ def ticket(n=1, **overrides) -> OrderTicket:
 def test_it_places_a_swap_market_order_in_contracts_with_the_client_order_id(fake, creds):
     exchange = make_exchange(fake)
 
-    execution = exchange.place_order(ticket())
+    placed = exchange.place_order(ticket())
+    details = exchange.fetch_order(ticket())
 
     [order] = fake.orders(KEY)
     assert order["clOrdId"] == ticket().client_order_id
     assert order["instId"] == "BTC-USDT-SWAP"
     assert Decimal(order["sz"]) == Decimal("0.1")  # 0.001 BTC = 0.1 contracts of 0.01 BTC
     assert order["tdMode"] == "cross"
-    assert execution.order_id == order["ordId"]
-    assert execution.state == "filled"
-    assert execution.filled_amount == Decimal("0.001")  # reported back in the order's unit
-    assert execution.average_price == Decimal("65000")
+    assert (placed.order_id, placed.state) == (order["ordId"], "submitted")  # fills come from the look-up
+    assert details.order_id == order["ordId"]
+    assert details.state == "filled"
+    assert details.filled_amount == Decimal("0.001")  # reported back in the order's unit
+    assert details.average_price == Decimal("65000")
+    assert details.fee is not None and details.fee_currency == "USDT"
 
 
 def test_it_accepts_contract_amounts_and_rounds_down_to_the_lot(fake, creds):
@@ -214,7 +217,7 @@ def test_it_sends_the_demo_trading_header_only_for_demo_accounts(creds):
 def test_it_cancels_a_resting_limit_order(fake, creds):
     exchange = make_exchange(fake)
     placed = exchange.place_order(ticket(order_type="limit", price=Decimal("60000")))
-    assert placed.state == "open"
+    assert exchange.fetch_order(ticket()).state == "open"
 
     cancelled = exchange.cancel_order(ticket(), placed.order_id)
 

@@ -13,7 +13,6 @@ Account options (accounts file, "options"):
 """
 
 import json
-import logging
 import os
 import re
 import threading
@@ -36,7 +35,6 @@ from orders.exchanges.base import (
 )
 from orders.models import Account, AccountMode, AmountUnit
 
-logger = logging.getLogger(__name__)
 
 MARKETS_TTL = 3600.0
 CLIENT_CLASSES = {"www.okx.com": ccxt.okx, "eea.okx.com": ccxt.myokx, "us.okx.com": ccxt.okxus}
@@ -155,14 +153,9 @@ class OkxExchange:
             params["tdMode"] = "cash"
         price = float(ticket.price) if ticket.price is not None else None
         placed = self._call(self.client.create_order, ticket.symbol, ticket.order_type, ticket.side, amount, price, params)
-        order_id = str(placed["id"])
-        # The place reply says nothing of fills: look the order up for them. A failed
-        # look-up does not undo the placement.
-        try:
-            return self._execution(self._call(self.client.fetch_order, order_id, ticket.symbol), ticket, market)
-        except ExchangeError as exc:
-            logger.warning("order %s placed as %s; fill details not fetched: %s", ticket.client_order_id, order_id, exc.code)
-            return Execution(order_id=order_id, state="submitted")
+        # The place reply says nothing of fills; they are fetched by the tracker, beside
+        # the drainer, so the account's next order does not wait for that round trip.
+        return Execution(order_id=str(placed["id"]), state="submitted")
 
     def fetch_order(self, ticket: OrderTicket) -> Execution | None:
         self._ensure_markets()

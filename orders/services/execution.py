@@ -188,19 +188,21 @@ def _record_exchange_state(order: Order, execution: Execution, **fields) -> None
     )
 
 
-OPEN_STATES = ("open", "partially_filled")
+RESTING_STATES = ("open", "partially_filled")  # on the book: can be cancelled there
+UNSETTLED_STATES = ("submitted", *RESTING_STATES)  # fill details still to come
 TRACK_BATCH = 100
 
 
 def track_open_orders(*, account_id: str) -> int:
-    """Follow the account's orders resting on the book until filled or cancelled: one
-    request for all open orders, then one look-up per order that left the book.
-    Returns how many orders changed state."""
+    """Fetch fill details of freshly placed orders, and follow orders resting on the
+    book until filled or cancelled: one request for all open orders, then one look-up
+    per order that left the book. Runs beside the drainer (reads only), so the next
+    order of the account never waits for them. Returns how many orders changed."""
     account = Account.objects.filter(pk=account_id).first()
     if account is None or not account.enabled or account.config_error:
         return 0
     resting = list(
-        Order.objects.filter(account_id=account_id, status=OrderStatus.SUCCESS, exchange_state__in=OPEN_STATES)
+        Order.objects.filter(account_id=account_id, status=OrderStatus.SUCCESS, exchange_state__in=UNSETTLED_STATES)
         .select_related("account")
         .order_by("exchange_checked_at", "id")[:TRACK_BATCH]
     )
@@ -208,7 +210,8 @@ def track_open_orders(*, account_id: str) -> int:
         return 0
     exchange = get_exchange(account)
     try:
-        still_open = exchange.fetch_open_orders([ticket_for(order) for order in resting])
+        resting_tickets = [ticket_for(order) for order in resting if order.exchange_state in RESTING_STATES]
+        still_open = exchange.fetch_open_orders(resting_tickets) if resting_tickets else {}
         changed = 0
         for order in resting:
             execution = still_open.get(order.client_order_id) or exchange.fetch_order(ticket_for(order))
@@ -380,6 +383,8 @@ def _succeed(order: Order, execution: Execution) -> None:
         error_message="",
     ):
         Account.objects.filter(pk=order.account_id).update(last_success_at=timezone.now())
+        if execution.state == "submitted":
+            request_tracking(account_id=order.account_id, within=0.5)
 
 
 def _fail(order: Order, exc: ExchangeError, note: str = "") -> None:
@@ -436,17 +441,21 @@ def recover() -> list[str]:
 
 
 def _schedule_tracking() -> None:
-    """Queue a look-up of resting orders per account, at most once per TRACK_INTERVAL
-    (the shared cache remembers when, across processes and hosts)."""
-    from django.core.cache import cache
-    from django_q.tasks import async_task
-
+    """Queue a look-up of unsettled orders per account, at most once per TRACK_INTERVAL."""
     accounts = (
-        Order.objects.filter(status=OrderStatus.SUCCESS, exchange_state__in=OPEN_STATES)
+        Order.objects.filter(status=OrderStatus.SUCCESS, exchange_state__in=UNSETTLED_STATES)
         .values_list("account_id", flat=True)
         .distinct()
     )
-    interval = _config("TRACK_INTERVAL")
     for account_id in list(accounts):
-        if cache.add(f"order-scheduler:track:{account_id}", 1, timeout=interval):
-            async_task("orders.tasks.track_open_orders", account_id, task_name=f"track:{account_id}", group="track")
+        request_tracking(account_id=account_id, within=_config("TRACK_INTERVAL"))
+
+
+def request_tracking(*, account_id: str, within: float) -> None:
+    """Queue a look-up of the account's unsettled orders unless one was queued less
+    than `within` seconds ago (the shared cache remembers, across processes and hosts)."""
+    from django.core.cache import cache
+    from django_q.tasks import async_task
+
+    if cache.add(f"order-scheduler:track:{account_id}:{within:g}", 1, timeout=within):
+        async_task("orders.tasks.track_open_orders", account_id, task_name=f"track:{account_id}", group="track")

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
-from orders.services.execution import OPEN_STATES, finish_order, wake_account
+from orders.services.execution import RESTING_STATES, finish_order, wake_account
 from orders.services.submit import SubmitError, order_submit
 
 
@@ -33,7 +33,7 @@ def order_cancel(*, request_id: str, user=None) -> Order:
         if done:
             return order_get(request_id=request_id)
         order.refresh_from_db()  # a worker took it in the meantime
-    if order.status == OrderStatus.SUCCESS and order.exchange_state in OPEN_STATES:
+    if order.status == OrderStatus.SUCCESS and order.exchange_state in RESTING_STATES:
         with transaction.atomic():
             Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
                 cancel_requested_at=timezone.now()
