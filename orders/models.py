@@ -38,8 +38,11 @@ class Account(models.Model):
     default_leverage = models.PositiveSmallIntegerField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
     # Anything the account's exchange adapter needs beyond the columns above
-    # (paper reference prices and latency, position mode, limits).
+    # (paper reference prices and latency, position mode, timeouts).
     options = models.JSONField(default=dict, blank=True)
+    # Pre-trade limits checked at submit: max_amount (base currency), max_notional
+    # (quote currency), max_leverage.
+    limits = models.JSONField(default=dict, blank=True)
     # Why the account cannot trade as configured (e.g. its secrets are missing).
     config_error = models.TextField(blank=True)
     in_config = models.BooleanField(default=True, help_text="Present in the accounts file at the last sync.")
@@ -191,3 +194,34 @@ class Instrument(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["venue", "symbol"], name="instrument_venue_symbol")]
+
+
+class Control(models.Model):
+    """The desk-wide kill switch (a single row): while trading is paused no order of any
+    account is sent; submits are held as queued or refused (ORDER_SCHEDULER_PAUSED_SUBMITS)."""
+
+    trading_paused = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return "trading paused" if self.trading_paused else "trading on"
+
+
+class AuditEvent(models.Model):
+    """Who changed what, when, from where. Written by the services, never edited."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=32, db_index=True)
+    source = models.CharField(max_length=64, blank=True, help_text="Client address or command name.")
+    target = models.CharField(max_length=128, blank=True, db_index=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.target}"

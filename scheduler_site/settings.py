@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 
 from scheduler_site.env import (
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -156,6 +157,8 @@ ORDER_SCHEDULER = {
     "RECONCILE_WINDOW": env_float("ORDER_SCHEDULER_RECONCILE_WINDOW", 5.0, minimum=0.0),
     # How often resting limit orders are looked up on the exchange.
     "TRACK_INTERVAL": env_float("ORDER_SCHEDULER_TRACK_INTERVAL", 10.0, minimum=1.0),
+    # While an account or all trading is paused, submits are held as queued or refused.
+    "PAUSED_SUBMITS": env_choice("ORDER_SCHEDULER_PAUSED_SUBMITS", "hold", ("hold", "refuse")),
     "MAX_BATCH": env_int("ORDER_SCHEDULER_MAX_BATCH", 100, minimum=1),
     "MAX_ORDERS_LIMIT": env_int("ORDER_SCHEDULER_MAX_ORDERS_LIMIT", 1000, minimum=1),
 }

@@ -127,7 +127,7 @@ INVALID_ORDERS = [
     pytest.param(
         {"account_id": "account_hedge", "leverage": 21},
         "leverage",
-        "Leverage 21 is above this account's limit of 20.",
+        "Leverage 21 is above this account's limit of 20 (max_leverage).",
         id="leverage-above-account-max",
     ),
     pytest.param(
@@ -339,7 +339,7 @@ def test_it_refuses_a_whole_batch_when_one_order_breaks_an_account_rule(api, acc
     assert response.json()["errors"] == [
         {},
         {"account_id": ["Account 'account_off' is disabled."]},
-        {"leverage": ["Leverage 25 is above this account's limit of 20."]},
+        {"leverage": ["Leverage 25 is above this account's limit of 20 (max_leverage)."]},
     ]
     assert Order.objects.count() == 0
 

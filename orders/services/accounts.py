@@ -18,6 +18,7 @@ from orders.models import Account, AccountMode, MarginMode
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SECRET_FIELDS = ("api_key_env", "secret_env", "passphrase_env")
+LIMIT_KEYS = ("max_amount", "max_notional", "max_leverage")
 
 
 class AccountsFileError(Exception):
@@ -69,6 +70,16 @@ def _parse_entry(entry) -> dict:
     for key in ("name", "hostname", "base_url", *SECRET_FIELDS):
         if entry.get(key) is not None and not isinstance(entry[key], str):
             raise ValueError(f'"{key}" must be a string')
+    limits = entry.get("limits", {})
+    if not isinstance(limits, dict):
+        raise ValueError('"limits" must be an object')
+    for key, value in limits.items():
+        if key not in LIMIT_KEYS:
+            raise ValueError(f'"limits" takes {", ".join(LIMIT_KEYS)}, not {key!r}')
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f'"limits.{key}" must be a positive number')
+    if "max_leverage" in limits and not (isinstance(limits["max_leverage"], int) and limits["max_leverage"] <= 125):
+        raise ValueError('"limits.max_leverage" must be a whole number from 1 to 125')
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ValueError('"enabled" must be true or false')
@@ -86,6 +97,7 @@ def _parse_entry(entry) -> dict:
         "default_leverage": leverage,
         "enabled": enabled,
         "options": options,
+        "limits": limits,
     }
 
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -31,7 +31,7 @@ from orders.exchanges.base import (
     OrderTicket,
     RetryableError,
 )
-from orders.models import Account, Order, OrderStatus
+from orders.models import Account, Control, Order, OrderStatus
 from orders.services import notifications
 from orders.services.journal import journal_append
 from orders.services.markets import refresh_markets
@@ -118,7 +118,16 @@ def has_runnable_orders(*, account_id: str) -> bool:
 
 
 def can_trade(account: Account) -> bool:
-    return account.enabled and not account.paused and not account.config_error
+    return account.enabled and not account.paused and not account.config_error and not _desk_paused()
+
+
+def _desk_paused() -> bool:
+    return Control.objects.filter(pk=1, trading_paused=True).exists()
+
+
+def _halted(account_id: str) -> bool:
+    """Paused since the drain began (the account, or all trading): stop before the next order."""
+    return Account.objects.filter(pk=account_id).filter(Q(paused=True) | Q(Exists(Control.objects.filter(trading_paused=True)))).exists()
 
 
 def _drain_leased(*, account_id: str, owner: str, deadline: float) -> int:
@@ -150,7 +159,7 @@ def _drain_leased(*, account_id: str, owner: str, deadline: float) -> int:
         taken += 1
         if not _execute(order=order, exchange=exchange, owner=owner):
             break  # account paused while resolving
-        if Account.objects.filter(pk=account_id, paused=True).exists():
+        if _halted(account_id):
             break
     return taken
 
@@ -425,6 +434,8 @@ def recover() -> list[str]:
     has queued or in-flight orders but no live lease (a lost task, a crashed worker, a
     Redis broker that dropped a task). Returns the accounts woken."""
     expire_overdue()
+    if _desk_paused():
+        return []
     pending = (
         Order.objects.filter(status__in=[OrderStatus.QUEUED, *OrderStatus.in_flight()])
         .values_list("account_id", flat=True)

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
+from orders.services.audit import audit_record
 from orders.services.execution import RESTING_STATES, finish_order, wake_account
 from orders.services.submit import SubmitError, order_submit
 
@@ -17,7 +18,7 @@ def order_get(*, request_id: str) -> Order:
     return Order.objects.select_related("account", "retry_of").get(request_id=request_id)
 
 
-def order_cancel(*, request_id: str, user=None) -> Order:
+def order_cancel(*, request_id: str, user=None, source: str = "") -> Order:
     """Cancel a queued order at once (it never reaches the exchange, even when a worker
     is about to take it: whichever conditional UPDATE comes first wins), or ask the
     account's drainer to cancel an order resting on the exchange."""
@@ -31,6 +32,7 @@ def order_cancel(*, request_id: str, user=None) -> Order:
             error_message=f"Cancelled by {getattr(user, 'username', None) or 'an operator'} before it was sent.",
         )
         if done:
+            audit_record(action="cancel", user=user, source=source, target=request_id, changes={"status": "queued -> cancelled"})
             return order_get(request_id=request_id)
         order.refresh_from_db()  # a worker took it in the meantime
     if order.status == OrderStatus.SUCCESS and order.exchange_state in RESTING_STATES:
@@ -39,6 +41,7 @@ def order_cancel(*, request_id: str, user=None) -> Order:
                 cancel_requested_at=timezone.now()
             )
             wake_account(order.account_id)
+            audit_record(action="cancel", user=user, source=source, target=request_id, changes={"exchange": "cancel requested"})
         return order_get(request_id=request_id)
     if order.status in OrderStatus.in_flight():
         raise OrderConflict(f"Order {request_id} is being sent to the exchange ({order.status}); it cannot be cancelled now.")
@@ -46,7 +49,7 @@ def order_cancel(*, request_id: str, user=None) -> Order:
     raise OrderConflict(f"Order {request_id} is {state}: only queued orders and orders resting on the book can be cancelled.")
 
 
-def order_retry(*, request_id: str, user=None) -> Order:
+def order_retry(*, request_id: str, user=None, source: str = "") -> Order:
     """Submit a failed or expired order again, as a new order linked to the original.
     Refused while an earlier retry of the same order is still alive (a double click
     must not trade twice)."""
@@ -60,10 +63,10 @@ def order_retry(*, request_id: str, user=None) -> Order:
         alive = original.retries.exclude(status__in=ended).first()
         if alive is not None:
             raise OrderConflict(f"Order {request_id} was already retried as {alive.request_id} ({alive.status}).")
-        return _resubmit(original, user=user)
+        return _resubmit(original, user=user, source=source)
 
 
-def _resubmit(original: Order, *, user) -> Order:
+def _resubmit(original: Order, *, user, source: str) -> Order:
     item = {
         "account_id": original.account_id,
         "symbol": original.symbol,
@@ -79,7 +82,7 @@ def _resubmit(original: Order, *, user) -> Order:
         "priority": original.priority,
     }
     try:
-        result = order_submit(items=[item], user=user, retry_of=original)
+        result = order_submit(items=[item], user=user, retry_of=original, source=source)
     except SubmitError as exc:
         reasons = "; ".join(" ".join(messages) for messages in exc.errors.values())
         raise OrderConflict(f"Order {original.request_id} cannot be retried: {reasons}") from None

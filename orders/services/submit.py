@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders.models import Account, AmountUnit, MarginMode, Order
+from orders.models import Account, AmountUnit, Control, MarginMode, Order
+from orders.services.audit import audit_record
 from orders.services.execution import wake_account
+from orders.services.limits import limit_problems
 from orders.services.markets import amount_problem
 
 
@@ -73,10 +76,17 @@ def _account_errors(item: dict, accounts: dict[str, Account]) -> dict[str, list[
                 account=account, symbol=item["symbol"], amount=item["amount"], unit=item.get("amount_unit") or "base"
             )
         )
-    leverage = item.get("leverage") or account.default_leverage
-    limit = (account.options or {}).get("max_leverage")
-    if leverage and limit and leverage > int(limit):
-        errors["leverage"] = [f"Leverage {leverage} is above this account's limit of {limit}."]
+    if not errors:
+        errors.update(
+            limit_problems(
+                account=account,
+                symbol=item["symbol"],
+                amount=item["amount"],
+                unit=item.get("amount_unit") or AmountUnit.BASE,
+                price=item.get("price"),
+                leverage=item.get("leverage") or account.default_leverage,
+            )
+        )
     return errors
 
 
@@ -147,12 +157,14 @@ def order_submit(
     idempotency_key: str | None = None,
     batch: bool = False,
     retry_of: Order | None = None,
+    source: str = "",
 ) -> SubmitResult:
     """Queue one order or a batch, all or nothing, and wake the accounts' drainers.
 
     `items` are validated field values (see orders.api.serializers.OrderSubmitSerializer).
     Resubmitting the same request_id or Idempotency-Key returns the existing orders.
-    `retry_of` links the new order to the failed or expired one it retries.
+    `retry_of` links the new order to the failed or expired one it retries; `source`
+    (the client address or command) goes to the audit trail.
     """
     if idempotency_key:
         owner = getattr(user, "pk", None) or "anon"
@@ -182,6 +194,8 @@ def order_submit(
     if any(errors):
         raise SubmitError("Invalid order", errors if batch else errors[0])
 
+    _refuse_if_paused(items, accounts)
+
     now = timezone.now()
     orders = [
         _build(item, accounts[item["account_id"]], user=user, idempotency_key=key, now=now)
@@ -195,6 +209,13 @@ def order_submit(
                 order.save(force_insert=True)
             for account_id in sorted({order.account_id for order in orders}):
                 wake_account(account_id)
+            audit_record(
+                action="submit",
+                user=user,
+                source=source,
+                target=orders[0].request_id if len(orders) == 1 else f"batch of {len(orders)}",
+                changes={"request_ids": [o.request_id for o in orders], "retry_of": getattr(retry_of, "request_id", None)},
+            )
     except IntegrityError:
         # A concurrent identical submission won the race: answer as a replay.
         previous = _replay(items, keys)
@@ -202,6 +223,22 @@ def order_submit(
             raise
         return SubmitResult(orders=previous, created=False)
     return SubmitResult(orders=orders, created=True)
+
+
+def _refuse_if_paused(items: list[dict], accounts: dict[str, Account]) -> None:
+    """With ORDER_SCHEDULER_PAUSED_SUBMITS=refuse, a paused account or desk takes no order
+    (with `hold`, the default, orders are accepted and stay queued until resumed)."""
+    if settings.ORDER_SCHEDULER["PAUSED_SUBMITS"] != "refuse":
+        return
+    control = Control.objects.filter(pk=1, trading_paused=True).first()
+    if control is not None:
+        raise SubmitError("Trading is paused", {"account_id": [f"All trading is paused: {control.reason}"]}, status=409)
+    for item in items:
+        account = accounts[item["account_id"]]
+        if account.paused:
+            raise SubmitError(
+                "Trading is paused", {"account_id": [f"Account '{account.id}' is paused: {account.pause_reason}"]}, status=409
+            )
 
 
 def _per_item(items, batch, predicate, error):

@@ -1,0 +1,65 @@
+"""Kill switches: pause and resume one account or all trading.
+
+A paused account (or a desk-wide pause) sends nothing: the drainer stops before its next
+order, whatever is queued stays queued, and new submits are held as queued or refused
+(ORDER_SCHEDULER_PAUSED_SUBMITS=hold|refuse). Resuming wakes the drainers.
+"""
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from orders.models import Account, Control
+from orders.services import notifications
+from orders.services.audit import audit_record
+from orders.services.execution import wake_account
+
+
+class ControlError(Exception):
+    pass
+
+
+def control() -> Control:
+    return Control.objects.get_or_create(pk=1)[0]
+
+
+def trading_paused() -> bool:
+    return Control.objects.filter(pk=1, trading_paused=True).exists()
+
+
+def submits_refused_when_paused() -> bool:
+    return settings.ORDER_SCHEDULER["PAUSED_SUBMITS"] == "refuse"
+
+
+def pause(*, account_id: str | None = None, reason: str, user=None, source: str = "") -> None:
+    """Pause one account, or all trading when account_id is None."""
+    reason = reason.strip() or "paused by an operator"
+    who = getattr(user, "username", "") or source or "system"
+    with transaction.atomic():
+        if account_id is None:
+            control()
+            Control.objects.filter(pk=1).update(
+                trading_paused=True, reason=reason, changed_by=who, changed_at=timezone.now()
+            )
+        elif not Account.objects.filter(pk=account_id).update(paused=True, pause_reason=f"{reason} ({who})"):
+            raise ControlError(f"Unknown account '{account_id}'.")
+        audit_record(action="pause", user=user, source=source, target=account_id or "all", changes={"reason": reason})
+    notifications.account_paused(account_id=account_id or "all accounts", reason=reason)
+
+
+def resume(*, account_id: str | None = None, user=None, source: str = "") -> list[str]:
+    """Resume one account, or all trading; wakes the drainers. Returns the accounts woken."""
+    who = getattr(user, "username", "") or source or "system"
+    with transaction.atomic():
+        if account_id is None:
+            control()
+            Control.objects.filter(pk=1).update(trading_paused=False, reason="", changed_by=who, changed_at=timezone.now())
+            woken = list(Account.objects.filter(enabled=True, paused=False).values_list("pk", flat=True))
+        else:
+            if not Account.objects.filter(pk=account_id).update(paused=False, pause_reason=""):
+                raise ControlError(f"Unknown account '{account_id}'.")
+            woken = [account_id]
+        audit_record(action="resume", user=user, source=source, target=account_id or "all")
+        for pk in woken:
+            wake_account(pk)
+    return woken
