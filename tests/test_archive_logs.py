@@ -1,6 +1,7 @@
 import gzip
 import json
 import threading
+import zlib
 from collections import Counter
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -28,6 +29,17 @@ def archive(*args: str) -> tuple[str, str]:
 
 def files(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
+
+
+def members(path) -> list[bytes]:
+    """The decompressed content of each gzip member of the file, in order."""
+    data, found = path.read_bytes(), []
+    while data:
+        inflater = zlib.decompressobj(31)
+        found.append(inflater.decompress(data))
+        assert inflater.eof
+        data = inflater.unused_data
+    return found
 
 
 def test_it_gzips_the_files_older_than_days_and_leaves_the_recent_ones(journal_dir):
@@ -103,24 +115,33 @@ def test_it_appends_to_an_existing_archive_of_the_same_day(journal_dir):
     archive("--older-than", "7")
 
     assert files(journal_dir) == [f"executions_{day:%Y%m%d}.jsonl.gz"]
-    assert gzip.decompress(journal_path(day).with_suffix(".jsonl.gz").read_bytes()) == (
-        earlier + later + journal_lines(day, ["c1"])
-    )
+    assert members(journal_path(day).with_suffix(".jsonl.gz")) == [earlier, later, journal_lines(day, ["c1"])]
 
 
-def test_it_takes_only_the_new_lines_after_a_crash_between_rename_and_removal(journal_dir):
+@pytest.mark.parametrize("crashes", [1, 3])
+def test_it_takes_only_the_new_lines_after_crashes_between_rename_and_removal(journal_dir, crashes):
     # The state an archiver leaves when it dies after renaming the new .gz into place but
-    # before removing the journal file, after which workers appended more lines.
+    # before removing the journal file, after which workers appended more lines; and the
+    # state after a further run that died at the same point, and so on.
     day = timezone.localdate() - timedelta(days=10)
     journal_dir.mkdir()
-    older, merged, appended = journal_lines(day, ["x"]), journal_lines(day, ["a", "b"]), journal_lines(day, ["c"])
-    journal_path(day).with_suffix(".jsonl.gz").write_bytes(gzip.compress(older) + gzip.compress(merged))
+    gz = journal_path(day).with_suffix(".jsonl.gz")
+    older = journal_lines(day, ["x"])
+    merged = journal_lines(day, ["a", "b"])
+    gz.write_bytes(gzip.compress(older) + gzip.compress(merged))
+    for crash in range(1, crashes):
+        merged += journal_lines(day, [f"c{crash}"])
+        journal_path(day).write_bytes(merged)
+        archive("--older-than", "7")
+        # the run got as far as the rename: put the journal file back as it was
+        assert members(gz) == [older, merged]
+    appended = journal_lines(day, ["z"])
     journal_path(day).write_bytes(merged + appended)
 
     out, _ = archive("--older-than", "7")
 
     assert f"({len(appended)} bytes)" in out
-    assert gzip.decompress(journal_path(day).with_suffix(".jsonl.gz").read_bytes()) == older + merged + appended
+    assert members(gz) == [older, merged + appended]
     assert not journal_path(day).exists()
 
 

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 import time
 import zlib
@@ -502,10 +501,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _last_member(path: Path) -> tuple[int, bytes]:
-    """Length and SHA-256 of the decompressed content of the last gzip member of `path`
-    ((0, b"") if it has none). Raises HistoryError if the file is corrupt or truncated."""
-    last = (0, b"")
+def _last_member(path: Path) -> tuple[int, int, bytes]:
+    """Where the last gzip member of `path` starts (its byte offset), and the length and
+    SHA-256 of its decompressed content; (0, 0, b"") for an empty file. Raises
+    HistoryError if the file is corrupt or truncated."""
+    last = (0, 0, b"")
+    start = offset = 0  # offset: where the current block begins in the file
     size, digest, inside = 0, hashlib.sha256(), False
     inflater = zlib.decompressobj(31)
     with path.open("rb") as handle:
@@ -521,10 +522,12 @@ def _last_member(path: Path) -> tuple[int, bytes]:
                 digest.update(out)
                 if not inflater.eof:
                     break
-                last = (size, digest.digest())
+                last = (start, size, digest.digest())
                 data = inflater.unused_data
+                start = offset + len(block) - len(data)
                 size, digest, inside = 0, hashlib.sha256(), False
                 inflater = zlib.decompressobj(31)
+            offset += len(block)
     if inside:
         raise HistoryError(f"{path.name} is truncated")
     return last
@@ -541,35 +544,46 @@ def _prefix_digest(fd: int, length: int) -> bytes:
     return digest.digest()
 
 
+def _copy_prefix(source: IO[bytes], target: IO[bytes], length: int) -> None:
+    while length > 0:
+        block = source.read(min(1 << 20, length))
+        if not block:
+            raise HistoryError(f"{source.name} changed while being archived")
+        target.write(block)
+        length -= len(block)
+
+
 def _merge_locked(fd: int, path: Path) -> int:
     """Move the content of the locked journal file `path` (open as `fd`) into its .gz.
-    Returns the number of bytes moved.
+    Returns the number of bytes newly archived.
 
-    The .gz is rewritten as a temporary file (its old bytes, then one new gzip member
-    with this file's content) and renamed over the old one; only after that rename is
-    durable is the journal file removed. A crash in between leaves the journal file
-    whole next to a .gz whose last member equals the file's beginning: the next run
-    recognises that exact prefix and moves only what follows it. Journal lines are
-    unique (each names an order that finished once), so a new file cannot begin with a
-    previous member's content by chance.
+    The .gz is rewritten as a temporary file (its old members, then one member holding
+    this whole file) and renamed over the old one; only once that rename is durable is
+    the journal file removed. A crash in between leaves the journal file (perhaps grown
+    since) next to a .gz whose last member is exactly the file's beginning. The next
+    run recognises that and replaces the member with one holding the whole file, so
+    the last member is always a beginning of the live file, however many runs crash.
+    Journal lines are unique (each names an order that finished once), so a new file
+    cannot begin with an earlier member's content by chance.
     """
     gz_path = path.with_name(path.name + ".gz")
-    stat = os.fstat(fd)
-    skip = 0
+    size = os.fstat(fd).st_size
+    keep = archived = 0  # bytes of the old .gz to keep; bytes of this file it already holds
     if gz_path.exists():
-        length, digest = _last_member(gz_path)
-        if length and stat.st_size >= length and _prefix_digest(fd, length) == digest:
-            skip = length
-    moved = stat.st_size - skip
-    if moved > 0:
+        keep = gz_path.stat().st_size
+        start, length, digest = _last_member(gz_path)
+        if length and size >= length and _prefix_digest(fd, length) == digest:
+            keep, archived = start, length
+    if size > archived:
         tmp_fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{gz_path.name}.", suffix=".tmp")
         try:
             with os.fdopen(tmp_fd, "wb") as out:
-                if gz_path.exists():
+                if keep:
                     with gz_path.open("rb") as old:
-                        shutil.copyfileobj(old, out, 1 << 20)
-                with gzip.GzipFile(filename=path.name, mode="wb", fileobj=out, mtime=int(stat.st_mtime)) as member:
-                    offset = skip
+                        _copy_prefix(old, out, keep)
+                mtime = int(os.fstat(fd).st_mtime)
+                with gzip.GzipFile(filename=path.name, mode="wb", fileobj=out, mtime=mtime) as member:
+                    offset = 0
                     while block := os.pread(fd, 1 << 20, offset):
                         member.write(block)
                         offset += len(block)
@@ -583,7 +597,7 @@ def _merge_locked(fd: int, path: Path) -> int:
         _fsync_dir(path.parent)
     os.unlink(path)
     _fsync_dir(path.parent)
-    return moved
+    return size - archived
 
 
 def archive_journal_file(*, path: Path) -> int | None:
