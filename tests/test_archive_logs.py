@@ -252,3 +252,18 @@ def test_it_runs_daily_from_a_django_q2_schedule(journal_dir, settings):
         f"executions_{today - timedelta(days=3):%Y%m%d}.jsonl.gz",
         f"executions_{today - timedelta(days=2):%Y%m%d}.jsonl",
     ]
+
+
+@pytest.mark.django_db
+def test_its_scheduled_task_fails_visibly_when_a_file_cannot_be_archived(journal_dir):
+    day = timezone.localdate() - timedelta(days=30)
+    journal_dir.mkdir()
+    journal_path(day).with_suffix(".jsonl.gz").write_bytes(b"not gzip")
+    journal_path(day).write_bytes(b"kept\n")
+    task = import_string(Schedule.objects.get(name="order-scheduler-archive-logs").func)
+
+    with pytest.raises(RuntimeError) as failure:
+        task()
+
+    assert str(failure.value).startswith(f"executions_{day:%Y%m%d}.jsonl: executions_{day:%Y%m%d}.jsonl.gz is not")
+    assert journal_path(day).read_bytes() == b"kept\n"
