@@ -1,6 +1,8 @@
 """django-q2 task entry points: thin wrappers that take ids and call services."""
 
-from orders.services import execution
+from django.conf import settings
+
+from orders.services import execution, history
 
 
 def drain_account(account_id: str) -> int:
@@ -13,3 +15,12 @@ def recover() -> list[str]:
 
 def track_open_orders(account_id: str) -> int:
     return execution.track_open_orders(account_id=account_id)
+
+
+def archive_logs() -> list[str]:
+    """Daily: gzip journal files older than ORDER_SCHEDULER_ARCHIVE_DAYS."""
+    report = history.archive_journals(older_than_days=settings.ORDER_SCHEDULER["ARCHIVE_DAYS"])
+    if report.problems:
+        # A failed task is what django-q2 keeps and the admin shows (successes are not saved).
+        raise RuntimeError("; ".join(f"{name}: {problem}" for name, problem in report.problems.items()))
+    return [name for name, _ in report.archived]

@@ -161,6 +161,9 @@ ORDER_SCHEDULER = {
     "PAUSED_SUBMITS": env_choice("ORDER_SCHEDULER_PAUSED_SUBMITS", "hold", ("hold", "refuse")),
     "MAX_BATCH": env_int("ORDER_SCHEDULER_MAX_BATCH", 100, minimum=1),
     "MAX_ORDERS_LIMIT": env_int("ORDER_SCHEDULER_MAX_ORDERS_LIMIT", 1000, minimum=1),
+    # Journal files of days more than this many days ago are gzipped by the daily
+    # archive_logs schedule (and by `manage.py archive_logs` without --older-than).
+    "ARCHIVE_DAYS": env_int("ORDER_SCHEDULER_ARCHIVE_DAYS", 7, minimum=0),
 }
 if ORDER_SCHEDULER["LEASE_SECONDS"] >= Q_TIMEOUT:
     raise ImproperlyConfigured("ORDER_SCHEDULER_LEASE_SECONDS must be below Q_TIMEOUT")

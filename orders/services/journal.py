@@ -28,12 +28,28 @@ def journal_append(*, order: Order) -> None:
     path = journal_path(timezone.localdate(order.finished_at or timezone.now()))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = _open_locked(path)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, line)
         finally:
             os.close(fd)
     except OSError as exc:
         # The database stays the truth; a full disk must not stop trading.
         logger.error("journal write failed for %s: %s", order.request_id, exc)
+
+
+def _open_locked(path: Path) -> int:
+    """Open the day's file for appending and take its exclusive lock. archive_logs
+    (orders.services.history) removes a day's file under this same lock once it is
+    compressed; a writer that opened the file before that and waited for the lock
+    would append to the removed file and lose its line, so it opens the file again."""
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
