@@ -1,6 +1,6 @@
 """django-q2 task entry points: thin wrappers that take ids and call services."""
 
-from orders.services import execution
+from orders.services import execution, notifications
 
 
 def drain_account(account_id: str) -> int:
@@ -8,4 +8,10 @@ def drain_account(account_id: str) -> int:
 
 
 def recover() -> list[str]:
-    return execution.recover()
+    woken = execution.recover()
+    notifications.wake_if_due()
+    return woken
+
+
+def send_notifications() -> int:
+    return notifications.send_pending()
