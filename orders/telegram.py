@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 MAX_REPLY_BYTES = 64 * 1024
-MAX_TEXT_CHARS = 4096  # Telegram's limit for one message
 
 
 class TelegramError(Exception):

@@ -335,7 +335,7 @@ def test_it_gives_up_on_a_notification_after_max_attempts(telegram, settings, ca
     assert notifications.send_pending() == 0
     assert [r.status for r in telegram.requests] == [500, 500]
     assert Notification.objects.get().attempts == 2
-    assert "gave up on 1 Telegram notifications after 2 attempts: HTTP 500 Bad Gateway" in caplog.text
+    assert "gave up on 1 Telegram notifications after 2 attempts: HTTP 500 Internal Server Error" in caplog.text
 
 
 def test_it_treats_a_hanging_or_down_bot_api_as_a_failed_attempt_and_delivers_later(telegram, settings):

@@ -132,6 +132,7 @@ def order_stuck(*, order: Order, reason: str) -> Notification | None:
 
 
 def account_paused(*, account_id: str, reason: str) -> Notification | None:
+    """An account was paused; its queued orders wait until it is resumed."""
     logger.warning("account %s paused: %s", account_id, reason)
     event = NotificationEvent.ACCOUNT_PAUSED
     text = "\n".join(

@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -114,7 +115,7 @@ class FakeTelegram:
             self._script += [(429, reply)] * times
 
     def fail(self, status: int = 502, times: int = 1) -> None:
-        reply = {"ok": False, "error_code": status, "description": "Bad Gateway"}
+        reply = {"ok": False, "error_code": status, "description": HTTPStatus(status).phrase}
         with self._lock:
             self._script += [(status, reply)] * times
 
