@@ -225,3 +225,62 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.target}"
+
+
+class NotificationEvent(models.TextChoices):
+    ORDER_FAILED = "order_failed", "Order failed"
+    ORDER_EXPIRED = "order_expired", "Order expired"
+    ORDER_STUCK = "order_stuck", "Order stuck (needs an operator)"
+    ORDER_SUCCEEDED = "order_succeeded", "Order succeeded"
+    ACCOUNT_PAUSED = "account_paused", "Account paused"
+    SCHEDULER_STARTED = "scheduler_started", "Scheduler started"
+    SCHEDULER_STOPPED = "scheduler_stopped", "Scheduler stopped"
+
+
+class Notification(models.Model):
+    """One operator notification waiting for, or done with, delivery to Telegram.
+
+    The table is the outbox: recording an event is one INSERT, and a django-q2 task
+    delivers pending rows later, so a slow or unreachable Telegram never delays an
+    order. Several pending rows go out together as one summary message."""
+
+    event = models.CharField(max_length=24, choices=NotificationEvent.choices)
+    text = models.TextField(help_text="The message on its own (Telegram HTML).")
+    line = models.TextField(help_text="One line (Telegram HTML) for a summary of several events.")
+    group = models.CharField(max_length=200, help_text="Events with the same group are counted together in a summary.")
+    silent = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    gave_up_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=models.Q(sent_at__isnull=True, gave_up_at__isnull=True),
+                name="notification_pending_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.pk}"
+
+
+class NotificationChannel(models.Model):
+    """Delivery state of one channel (today only "telegram"): the sender lease that lets
+    one sender at a time talk to the Bot API, and the pacing it must respect."""
+
+    id = models.CharField(primary_key=True, max_length=16)
+    lease_owner = models.CharField(max_length=128, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="No send before this (429 or back-off).")
+    failures = models.PositiveIntegerField(default=0, help_text="Consecutive failed sends.")
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.id

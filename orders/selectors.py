@@ -7,7 +7,8 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from orders.models import Account, Order, OrderStatus
+from orders.models import Account, Notification, NotificationChannel, Order, OrderStatus
+from orders.telegram import bot_config
 
 
 def day_bounds(day) -> tuple[datetime, datetime]:
@@ -80,6 +81,20 @@ def cluster_stalled(*, seconds: float) -> bool:
     return waiting.exists() and not Order.objects.filter(started_at__gte=cutoff).exists()
 
 
+def telegram_status() -> dict:
+    """Whether Telegram notifications are on and how delivery goes; never the token or
+    the chat id."""
+    channel = NotificationChannel.objects.filter(pk="telegram").first() or NotificationChannel()
+    return {
+        "enabled": bot_config() is not None,
+        "pending": Notification.objects.filter(sent_at__isnull=True, gave_up_at__isnull=True).count(),
+        "last_sent_at": channel.last_sent_at,
+        "next_try_at": channel.not_before,
+        "last_error": channel.last_error,
+        "last_error_at": channel.last_error_at,
+    }
+
+
 def scheduler_status() -> dict:
     today = timezone.localdate()
     cluster = cluster_status()
@@ -101,6 +116,7 @@ def scheduler_status() -> dict:
         "workers_alive": cluster["workers"],
         "in_flight": Order.objects.filter(status__in=OrderStatus.in_flight()).count(),
         "oldest_queued_age_seconds": round((timezone.now() - oldest).total_seconds(), 3) if oldest else None,
+        "telegram": telegram_status(),
         "accounts": [
             {
                 "id": a.id,

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from orders.services import execution, history
+from orders.services import execution, history, notifications
 
 
 def drain_account(account_id: str) -> int:
@@ -10,11 +10,17 @@ def drain_account(account_id: str) -> int:
 
 
 def recover() -> list[str]:
-    return execution.recover()
+    woken = execution.recover()
+    notifications.wake_if_due()
+    return woken
 
 
 def track_open_orders(account_id: str) -> int:
     return execution.track_open_orders(account_id=account_id)
+
+
+def send_notifications() -> int:
+    return notifications.send_pending()
 
 
 def archive_logs() -> list[str]:

@@ -5,8 +5,10 @@ start-up with one readable line instead of failing later somewhere else.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
@@ -106,3 +108,40 @@ def secret_key(name: str, key_file: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(value)
     return value
+
+
+def env_url(name: str, default: str) -> str:
+    """An http(s) base URL without a trailing slash, query or fragment."""
+    value = (env_str(name, default) or default).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        # The value is not echoed: a proxy URL may carry credentials.
+        raise ImproperlyConfigured(f"{name} must be an http:// or https:// base URL without query or fragment")
+    return value
+
+
+def env_matching(name: str, pattern: str, *, what: str, secret: bool = False) -> str:
+    """Empty, or a value matching `pattern` in full. A secret's value is never echoed."""
+    value = env_str(name)
+    if value and not re.fullmatch(pattern, value):
+        shown = "value not shown" if secret else f"got {value!r}"
+        raise ImproperlyConfigured(f"{name} must be {what} ({shown})")
+    return value
+
+
+def env_levels(name: str, defaults: dict[str, str], levels: tuple[str, ...]) -> dict[str, str]:
+    """`key=level,key=level` overriding `defaults`; every key must be one of the
+    defaults' keys and every level one of `levels`."""
+    result = dict(defaults)
+    for item in os.environ.get(name, "").split(","):
+        if not item.strip():
+            continue
+        key, sep, level = (part.strip().lower() for part in item.partition("="))
+        if not sep or key not in defaults:
+            raise ImproperlyConfigured(
+                f"{name}: {item.strip()!r} is not <event>=<level>; events: {', '.join(defaults)}"
+            )
+        if level not in levels:
+            raise ImproperlyConfigured(f"{name}: level for {key} must be one of {', '.join(levels)}, got {level!r}")
+        result[key] = level
+    return result

@@ -15,10 +15,13 @@ from scheduler_site.env import (
     env_choice,
     env_float,
     env_int,
+    env_levels,
     env_list,
+    env_matching,
     env_path,
     env_str,
     env_time_zone,
+    env_url,
     secret_key,
 )
 
@@ -167,6 +170,43 @@ ORDER_SCHEDULER = {
 }
 if ORDER_SCHEDULER["LEASE_SECONDS"] >= Q_TIMEOUT:
     raise ImproperlyConfigured("ORDER_SCHEDULER_LEASE_SECONDS must be below Q_TIMEOUT")
+
+# --- Telegram notifications -------------------------------------------------------------
+
+# Each event is sent as a normal message ("on"), without sound ("silent") or not at all.
+TELEGRAM_EVENT_DEFAULTS = {
+    "order_failed": "on",
+    "order_expired": "on",
+    "order_stuck": "on",
+    "account_paused": "on",
+    "scheduler_stopped": "on",
+    "scheduler_started": "silent",
+    "order_succeeded": "off",
+}
+TELEGRAM = {
+    "BOT_TOKEN": env_matching(
+        "TELEGRAM_BOT_TOKEN", r"[0-9]+:[A-Za-z0-9_-]+", what="a bot token from @BotFather", secret=True
+    ),
+    "CHAT_ID": env_matching(
+        "TELEGRAM_CHAT_ID", r"-?[0-9]+|@[A-Za-z][A-Za-z0-9_]{3,}", what="a numeric chat id or @channelname"
+    ),
+    "API_BASE_URL": env_url("TELEGRAM_API_BASE_URL", "https://api.telegram.org"),
+    "EVENTS": env_levels("TELEGRAM_EVENTS", TELEGRAM_EVENT_DEFAULTS, ("on", "silent", "off")),
+    "TIMEOUT": env_float("TELEGRAM_TIMEOUT", 10.0, minimum=0.1),
+    # A burst becomes one message: the sender waits until no new event came for
+    # GATHER_SECONDS (but no longer than BURST_WINDOW after the first) and sends at most
+    # one message per BURST_WINDOW.
+    "GATHER_SECONDS": env_float("TELEGRAM_GATHER_SECONDS", 5.0),
+    "BURST_WINDOW": env_float("TELEGRAM_BURST_WINDOW", 60.0),
+    "RETRY_SECONDS": env_float("TELEGRAM_RETRY_SECONDS", 5.0, minimum=0.1),
+    "MAX_ATTEMPTS": env_int("TELEGRAM_MAX_ATTEMPTS", 10, minimum=1),
+}
+if bool(TELEGRAM["BOT_TOKEN"]) != bool(TELEGRAM["CHAT_ID"]):
+    raise ImproperlyConfigured(
+        "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID must be set together (leave both empty to disable Telegram)"
+    )
+if TELEGRAM["TIMEOUT"] * 4 > Q_TIMEOUT:
+    raise ImproperlyConfigured("TELEGRAM_TIMEOUT must be at most a quarter of Q_TIMEOUT")
 
 # --- Auth, API --------------------------------------------------------------------------
 

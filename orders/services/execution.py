@@ -364,6 +364,7 @@ def _resolve(*, order: Order, exchange: Exchange, owner: str) -> bool:
         return True
     reason = f"Order {order.request_id} could not be reconciled ({failure}); account paused for an operator."
     _mark_unknown(order, AmbiguousError(reason, code="unresolved"))
+    notifications.order_stuck(order=order, reason=reason)
     pause_account(account_id=order.account_id, reason=reason)
     return False
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.selectors import cluster_stalled, cluster_status
+from orders.services import notifications
 from orders.services.accounts import AccountsFileError, sync_accounts
 from orders.services.execution import recover
 
@@ -54,6 +55,8 @@ class Command(BaseCommand):
             self.commands["cluster"] = [sys.executable, manage, "qcluster"]
         for name in self.commands:
             self._start(name)
+        if not no_cluster:
+            notifications.scheduler_started()
         if not no_web:
             self.stdout.write(f"Order Scheduling Center on http://{host}:{port}/order-scheduler", ending="\n")
         self.stdout.flush()
@@ -96,10 +99,19 @@ class Command(BaseCommand):
                         recover()
                     except Exception:
                         logger.exception("recovery pass failed")
+                    try:
+                        notifications.wake_if_due()
+                    except Exception:
+                        logger.exception("notification pass failed")
                 self._sleep(interval)
         finally:
             for name in list(self.children):
                 self._terminate(name)
+            if watch_cluster:
+                try:
+                    notifications.scheduler_stopped()
+                except Exception:
+                    logger.exception("could not record the scheduler stop")
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
