@@ -208,6 +208,27 @@ if bool(TELEGRAM["BOT_TOKEN"]) != bool(TELEGRAM["CHAT_ID"]):
 if TELEGRAM["TIMEOUT"] * 4 > Q_TIMEOUT:
     raise ImproperlyConfigured("TELEGRAM_TIMEOUT must be at most a quarter of Q_TIMEOUT")
 
+# --- HTTPS (production behind a TLS-terminating reverse proxy) ----------------------------
+
+# HTTPS=1: secure cookies, HSTS, redirect plain HTTP (but /healthz, for load balancers).
+HTTPS = env_bool("HTTPS", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
+# Only behind a proxy that sets X-Forwarded-Proto itself (never trust a client's).
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 # --- Auth, API --------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

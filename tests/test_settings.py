@@ -165,3 +165,36 @@ def test_it_documents_every_variable_in_the_env_example():
 
     assert len(read) > 20
     assert read - documented == set()
+
+
+def test_it_passes_the_deploy_checks_under_the_documented_production_settings(tmp_path):
+    env = {
+        **os.environ,
+        "HTTPS": "1",
+        "TRUST_X_FORWARDED_PROTO": "1",
+        "SECRET_KEY": "x" * 20 + "Production-Secret-Key-With-Enough-Entropy-0123456789",
+        "ALLOWED_HOSTS": "orders.example.com",
+        "DEBUG": "0",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "scheduler_site.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_it_warns_about_plain_http_without_the_production_settings(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}",
+           "DJANGO_SETTINGS_MODULE": "scheduler_site.settings"}  # fmt: skip
+    env.pop("HTTPS", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert "SECURE_HSTS_SECONDS" in result.stderr + result.stdout
