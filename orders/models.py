@@ -144,6 +144,10 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("trade", "Can submit, cancel and retry orders"),
+            ("operate", "Can pause and resume trading and sync accounts"),
+        ]
         indexes = [
             # the queue: next order of an account
             models.Index(fields=["account", "status", "-priority", "id"], name="order_queue_idx"),
@@ -284,3 +288,17 @@ class NotificationChannel(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class AccountGrant(models.Model):
+    """Limits a user to some accounts: a user with grants sees and trades only those;
+    a user without any sees all (as their role allows)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_grants")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="grants")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "account"], name="grant_user_account")]
+
+    def __str__(self) -> str:
+        return f"{self.user} -> {self.account_id}"

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from orders.models import Account, AccountMode, MarginMode
+from orders.services.audit import audit_record
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SECRET_FIELDS = ("api_key_env", "secret_env", "passphrase_env")
@@ -115,7 +116,7 @@ def missing_secrets(fields: dict) -> list[str]:
     return missing
 
 
-def sync_accounts(*, path: Path | None = None) -> SyncReport:
+def sync_accounts(*, path: Path | None = None, actor: str = "") -> SyncReport:
     """Upsert the file's accounts. Accounts no longer in the file are kept (their
     orders reference them) but marked out of config, so they take no new orders."""
     report = SyncReport()
@@ -143,6 +144,12 @@ def sync_accounts(*, path: Path | None = None) -> SyncReport:
         retired = Account.objects.filter(in_config=True).exclude(pk__in=list(parsed))
         report.retired = list(retired.values_list("pk", flat=True))
         retired.update(in_config=False)
+        audit_record(
+            action="account_sync",
+            source=actor,
+            target=str(path or settings.ORDER_SCHEDULER["ACCOUNTS_FILE"])[-128:],
+            changes={"synced": report.synced, "retired": report.retired, "problems": report.problems},
+        )
     from orders.exchanges import reset_exchanges
 
     reset_exchanges()

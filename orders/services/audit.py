@@ -35,6 +35,12 @@ def audit_record(*, action: str, user=None, source: str = "", target: str = "", 
     )
 
 
+def client_address(request) -> str:
+    """The client's address: REMOTE_ADDR (a reverse proxy is expected to set it right;
+    X-Forwarded-For is not trusted, a client could write anything there)."""
+    return request.META.get("REMOTE_ADDR", "") if request is not None else ""
+
+
 def audit_lines(*, events) -> Iterator[str]:
     """JSONL of audit events, in constant memory."""
     for event in events.order_by("at", "id").iterator(chunk_size=2000):

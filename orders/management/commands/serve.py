@@ -33,7 +33,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, web_workers, no_web, no_cluster, **options):
         try:
-            report = sync_accounts()
+            report = sync_accounts(actor="serve")
         except AccountsFileError as exc:
             raise CommandError(str(exc)) from None
         for account_id, problem in report.problems.items():

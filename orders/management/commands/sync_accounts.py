@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, file=None, strict=False, **options):
         try:
-            report = sync_accounts(path=file)
+            report = sync_accounts(path=file, actor="command:sync_accounts")
         except AccountsFileError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"synced {len(report.synced)} account(s): {', '.join(report.synced) or '-'}")
