@@ -103,7 +103,7 @@ def status_counts(*, orders: QuerySet, start: datetime, end: datetime) -> dict[s
     rows = (
         orders.filter(status__in=ALL_STATUSES, created_at__gte=start, created_at__lt=end)
         .values_list("status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by()
     )
     return dict(rows)
@@ -139,7 +139,7 @@ def grouped(*, orders: QuerySet, field: str, keys: list[str] | None = None) -> d
         if not keys:
             return {}
         orders = orders.filter(**{f"{field}__in": keys})
-    rows = orders.filter(status__in=ALL_STATUSES).values_list(field, "status").annotate(n=Count("id")).order_by()
+    rows = orders.filter(status__in=ALL_STATUSES).values_list(field, "status").annotate(n=Count("*")).order_by()
     counts: dict[str, dict[str, int]] = {}
     for key, status, n in rows:
         counts.setdefault(key, {})[status] = n
@@ -262,11 +262,11 @@ def scheduler_status() -> dict:
     today = timezone.localdate()
     cluster = cluster_status()
     queued = Order.objects.filter(status=OrderStatus.QUEUED)
-    per_account = dict(queued.values_list("account_id").annotate(n=Count("id")).order_by())
+    per_account = dict(queued.values_list("account_id").annotate(n=Count("*")).order_by())
     in_flight = dict(
         Order.objects.filter(status__in=OrderStatus.in_flight())
         .values_list("account_id")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by()
     )
     oldest = queued.aggregate(oldest=Min("created_at"))["oldest"]
