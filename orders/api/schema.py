@@ -15,18 +15,7 @@ from orders.serializers import OrderSerializer
 FIELD_ERRORS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
 
 
-# A batch submit reports per order: a list (one object per order, empty for the valid
-# ones) when the orders are well-formed but refused, an object keyed by the orders'
-# positions when some are malformed (DRF's list serializer format).
-@extend_schema_field(
-    {
-        "anyOf": [
-            FIELD_ERRORS,
-            {"type": "array", "items": FIELD_ERRORS},
-            {"type": "object", "additionalProperties": FIELD_ERRORS},
-        ]
-    }
-)
+@extend_schema_field({"anyOf": [FIELD_ERRORS, {"type": "array", "items": FIELD_ERRORS}]})
 class ErrorsField(serializers.JSONField):
     pass
 
@@ -36,8 +25,8 @@ class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="What went wrong, in one line.")
     errors = ErrorsField(
         required=False,
-        help_text="Messages per field or query parameter. For a batch submit: a list with one such object per order "
-        "(empty for the valid ones), or an object of them keyed by the orders' positions.",
+        help_text="Messages per field or query parameter; for a batch submit, a list with one such object per order "
+        "(empty for the valid ones).",
     )
 
 

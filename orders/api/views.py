@@ -55,7 +55,10 @@ class SubmitView(APIView):
 
         serializer = OrderSubmitSerializer(data=data, many=batch)
         if not serializer.is_valid():
-            return error_response("Invalid order", serializer.errors)
+            errors = serializer.errors
+            if batch:  # DRF keys a list's errors by index; answer with a list aligned with the input
+                errors = [errors.get(index, {}) for index in range(len(data))]
+            return error_response("Invalid order", errors)
         items = serializer.validated_data if batch else [serializer.validated_data]
         try:
             result = order_submit(
