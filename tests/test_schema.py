@@ -70,6 +70,14 @@ def test_it_documents_the_seed_fields_as_the_types_they_have(api):
     assert components["TodayStats"]["properties"]["success_rate"]["type"] == "number"
 
 
+def test_it_sends_a_browser_that_is_not_logged_in_to_the_login_page_for_the_docs(client):
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/api-auth/login/?next=/api/docs/"
+    assert client.get(response["Location"]).status_code == 200
+
+
 def test_it_serves_the_interactive_docs_from_our_own_static_files(browser):
     response = browser.get("/api/docs/")
 
@@ -90,6 +98,7 @@ def test_it_serves_the_interactive_docs_from_our_own_static_files(browser):
         "/api/order-scheduler/status",
         "/api/order-scheduler/orders",
         "/api/order-scheduler/orders?status=failed&limit=5",
+        "/api/order-scheduler/orders?format=api",
         "/api/order-scheduler/orders/ORD_BROWSE",
         "/api/order-scheduler/stats",
         "/api/order-scheduler/stats?account=account_main",
