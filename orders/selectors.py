@@ -160,10 +160,10 @@ def hourly_counts(*, bounds: list[datetime], filters: dict[str, str] | None = No
     status, created_at = qn("status"), qn("created_at")
     where = [f"{status} IN ({', '.join(['%s'] * len(ALL_STATUSES))})", f"{created_at} >= %s", f"{created_at} < %s"]
     where += [f"{qn(Order._meta.get_field(name).column)} = %s" for name in filters or {}]
+    adapt = connection.ops.adapt_datetimefield_value
     parts, params = [], []
     for index, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
         parts.append(f"SELECT {index}, {status}, COUNT(*) FROM {table} WHERE {' AND '.join(where)} GROUP BY {status}")
-        adapt = connection.ops.adapt_datetimefield_value
         params += [*ALL_STATUSES, adapt(lo), adapt(hi), *(filters or {}).values()]
     buckets: list[dict[str, int]] = [{} for _ in parts]
     with connection.cursor() as cursor:
@@ -229,10 +229,10 @@ def durations(*, orders: QuerySet, start: datetime, end: datetime, sample: int) 
         cursor.execute(f"WITH s AS ({sample_sql}) SELECT {', '.join(figures)}", params)
         row = cursor.fetchone()
 
-    def block(count, p50, p95, peak) -> dict:
+    def block(count, *figures) -> dict:
         # Whole milliseconds: SQLite's date functions keep no finer time than that.
-        as_ms = lambda value: None if value is None else round(value)  # noqa: E731
-        return {"count": count, "p50": as_ms(p50), "p95": as_ms(p95), "max": as_ms(peak)}
+        p50, p95, peak = (None if value is None else round(value) for value in figures)
+        return {"count": count, "p50": p50, "p95": p95, "max": peak}
 
     return {"sample_limit": sample, "queue_wait_ms": block(*row[:4]), "execution_ms": block(*row[4:])}
 

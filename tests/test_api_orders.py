@@ -192,6 +192,7 @@ def test_it_keeps_paging_in_place_while_new_orders_arrive(checked_api, accounts)
         ({"account": "a" * 65}, "account"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": "W10"}, "cursor"),  # base64 of []
+        ({"account": "main\x00"}, "account"),
         ({"stauts": "failed"}, "stauts"),
     ],
 )
@@ -238,6 +239,8 @@ def test_it_answers_404_for_an_unknown_request_id(checked_api, accounts):
 
     assert response.status_code == 404
     assert response.json() == {"success": False, "error": "No order with request_id 'ORD_UNKNOWN'."}
+    for weird in ("ORD_KNOWN%00", "X" * 65, "%E2%82%AC"):
+        assert checked_api.get(f"{URL}/{weird}").status_code == 404
 
 
 def test_it_refuses_anonymous_requests(client, accounts):

@@ -123,9 +123,6 @@ class StatusListField(serializers.Field):
             )
         return tuple(dict.fromkeys(items))
 
-    def to_representation(self, value):
-        return list(value)
-
 
 @extend_schema_field({"type": "string", "examples": ["2026-02-21", "2026-02-21T15:30", "2026-02-21T07:30:00Z"]})
 class LocalDateTimeField(serializers.Field):
@@ -153,9 +150,6 @@ class LocalDateTimeField(serializers.Field):
         if timezone.is_naive(moment):
             moment = timezone.make_aware(moment, timezone.get_current_timezone())
         return moment
-
-    def to_representation(self, value):
-        return value.isoformat()
 
 
 class OrdersQuerySerializer(QueryParamsSerializer):

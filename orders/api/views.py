@@ -136,7 +136,9 @@ class OrderDetailView(APIView):
         },
     )
     def get(self, request, request_id: str):
-        order = selectors.order_detail(request_id=request_id)
+        # A NUL or an overlong id cannot name an order (and PostgreSQL refuses NUL).
+        valid = len(request_id) <= 64 and "\x00" not in request_id
+        order = selectors.order_detail(request_id=request_id) if valid else None
         if order is None:
             return error_response(
                 f"No order with request_id '{request_id}'.",
