@@ -295,11 +295,15 @@ def cases() -> list[tuple]:
         ("orders q=order_id prefix", f"{orders}?limit=100&q={some['order_id'][:-2]}"),
         ("orders q=too broad ORD_ (400)", f"{orders}?limit=100&q=ORD_", 400),
         ("orders account+status=failed", f"{orders}?limit=100&account=account_hedge&status=failed"),
+        ("orders account+status=unknown,expired", f"{orders}?limit=100&account=account_main&status=unknown,expired"),
+        ("orders strategy+status=unknown", f"{orders}?limit=100&strategy=manual&status=unknown"),
         ("orders cursor 900k deep", f"{orders}?" + urlencode({"limit": 100, "cursor": encode_cursor(deep["created_at"], deep["id"])})),
         ("order detail", f"{orders}/{some['request_id']}"),
         ("stats", stats),
-        ("stats account", f"{stats}?account=account_hedge"),
-        ("stats strategy", f"{stats}?strategy=grid_btc"),
+        # The largest account (40% of the orders) and strategy (30%): the dearest filters.
+        ("stats account", f"{stats}?account=account_main"),
+        ("stats strategy", f"{stats}?strategy=manual"),
+        ("stats account+strategy", f"{stats}?account=account_main&strategy=manual"),
     ]  # fmt: skip
 
 

@@ -146,16 +146,14 @@ class Order(models.Model):
             models.Index(fields=["strategy_name", "created_at"], name="order_strategy_time_idx"),
             models.Index(fields=["symbol", "created_at"], name="order_symbol_time_idx"),
             models.Index(fields=["order_id"], name="order_exchange_id_idx"),
-            # Statistics and status+X order lists (orders.selectors): each is walked as
-            # "X IN (...) AND status IN (...) AND created_at in a range", so counts per
-            # X and status stream out of the index already grouped, with no sort and no
-            # table lookup; the trailing columns let the other stats filter (account,
-            # strategy) be checked inside the index too.
-            models.Index(fields=["account", "status", "created_at", "strategy_name"], name="order_account_status_idx"),
-            models.Index(fields=["strategy_name", "status", "created_at", "account"], name="order_strategy_status_idx"),
-            models.Index(
-                fields=["symbol", "status", "created_at", "account", "strategy_name"], name="order_symbol_status_idx"
-            ),
+            # "X and status" order lists, and today's counts per X and status: both
+            # read one (X, status) run of the index at a time, already in created_at
+            # order, so a rare status is found at once and counts need no sort
+            # (orders.selectors). Nothing may follow created_at: a page's order is
+            # (created_at, id), and SQLite keeps the id as every index's last column.
+            models.Index(fields=["account", "status", "created_at"], name="order_account_status_idx"),
+            models.Index(fields=["strategy_name", "status", "created_at"], name="order_strategy_status_idx"),
+            models.Index(fields=["symbol", "status", "created_at"], name="order_symbol_status_idx"),
         ]
 
     def __str__(self) -> str:

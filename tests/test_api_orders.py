@@ -153,14 +153,23 @@ def page_through(client, params: dict) -> list[str]:
 
 def test_it_pages_through_the_whole_history_without_gaps_or_repeats(checked_api, accounts):
     orders = []
+    statuses = [OrderStatus.FAILED, OrderStatus.SUCCESS, OrderStatus.QUEUED]
     for n in range(23):
         # Bursts of orders created in the same microsecond straddle page boundaries.
         created = T0 + timedelta(seconds=n // 4)
-        orders.append(make_order(created_at=created, status=OrderStatus.FAILED if n % 3 else OrderStatus.SUCCESS))
+        orders.append(
+            make_order(created_at=created, status=statuses[n % 3], account=("account_main", "account_hedge")[n % 2])
+        )
 
     assert page_through(checked_api, {"limit": 3}) == newest_first(orders)
     failed = [o for o in orders if o.status == OrderStatus.FAILED]
     assert page_through(checked_api, {"limit": 4, "status": "failed"}) == newest_first(failed)
+    failed_or_queued = [o for o in orders if o.status != OrderStatus.SUCCESS]
+    assert page_through(checked_api, {"limit": 2, "status": "queued,failed"}) == newest_first(failed_or_queued)
+    hedge = [o for o in failed_or_queued if o.account_id == "account_hedge"]
+    assert page_through(checked_api, {"limit": 1, "status": "queued,failed", "account": "account_hedge"}) == (
+        newest_first(hedge)
+    )
 
 
 def test_it_keeps_paging_in_place_while_new_orders_arrive(checked_api, accounts):
