@@ -163,3 +163,16 @@ def published_schema(client: APIClient) -> dict:
         assert response.status_code == 200, response.content[:300]
         _published.update(json.loads(response.content))
     return _published
+
+
+def query_plans(captured_queries) -> list[tuple[str, list[str]]]:
+    """(sql, SQLite's EXPLAIN QUERY PLAN lines) of each captured query on the order table."""
+    from django.db import connection
+
+    plans = []
+    with connection.cursor() as cursor:
+        for query in captured_queries:
+            if '"orders_order"' in query["sql"]:
+                cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
+                plans.append((query["sql"], [row[-1] for row in cursor.fetchall()]))
+    return plans

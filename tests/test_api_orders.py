@@ -3,10 +3,12 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from orders import selectors
 from orders.models import OrderStatus
-from tests.api_helpers import assert_matches_contract, contract, make_order
+from tests.api_helpers import assert_matches_contract, contract, make_order, query_plans
 
 URL = "/api/order-scheduler/orders"
 pytestmark = pytest.mark.django_db
@@ -181,6 +183,38 @@ def test_it_keeps_paging_in_place_while_new_orders_arrive(checked_api, accounts)
 
     assert [o["request_id"] for o in first["orders"] + second["orders"]] == newest_first(orders)
     assert second["has_more"] is False
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plans")
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"account": "account_main"},
+        {"status": "unknown"},
+        {"account": "account_main", "status": "unknown"},
+        {"account": "account_main", "status": "unknown,expired"},
+        {"strategy": "manual", "status": "failed"},
+        {"symbol": "BTC/USDT:USDT", "status": "failed"},
+        {"since": "2026-02-21", "until": "2026-02-22"},
+        {"q": "ORD_T"},
+    ],
+)
+def test_it_reads_each_page_through_an_index_without_sorting_the_history(api, accounts, params):
+    make_order(created_at=T0, status=OrderStatus.UNKNOWN)
+    cursor = api.get(URL, {**params, "limit": 1}).json()["next_cursor"]
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get(URL, {**params, "limit": 1, **({"cursor": cursor} if cursor else {})}).status_code == 200
+
+    for sql, plan in query_plans(queries.captured_queries):
+        for line in plan:
+            assert not (line.startswith("SCAN orders_order") and "INDEX" not in line), (sql, plan)  # no table scan
+            if "IN (SELECT" not in sql:  # a search sorts only the ids its term matched
+                assert "TEMP B-TREE" not in line, (sql, plan)
+            if '"pk"' in sql and "status" in params and line.startswith("SEARCH orders_order"):
+                # A status filter is a seek, not a check on every order of the account's history.
+                assert "status=?" in line, (sql, plan)
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,13 @@
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders.models import OrderStatus
 from orders.selectors import day_bounds
-from tests.api_helpers import assert_matches_contract, contract, make_order
+from tests.api_helpers import assert_matches_contract, contract, make_order, query_plans
 
 URL = "/api/order-scheduler/stats"
 pytestmark = pytest.mark.django_db
@@ -191,6 +193,22 @@ def test_it_narrows_every_figure_to_an_account_and_a_strategy(checked_api, accou
     assert grid["durations"]["execution_ms"]["max"] == 900
     assert (both["today"]["total"], both["by_symbol"]["BTC/USDT:USDT"]["total"]) == (1, 1)
     assert stats(checked_api, account="nobody")["today"]["total"] == 0
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plans")
+def test_it_counts_from_indexes_alone_without_sorting(api, accounts):
+    seed_example_orders()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get(URL).status_code == 200
+
+    plans = query_plans(queries.captured_queries)
+    counting = [(sql, plan) for sql, plan in plans if "COUNT(*)" in sql]
+    assert len(counting) == 4  # the hourly buckets, by_account, by_strategy, by_symbol
+    for sql, plan in counting:
+        searches = [line for line in plan if line.startswith(("SEARCH", "SCAN"))]
+        assert searches and all("USING COVERING INDEX" in line for line in searches), (sql, plan)
+        assert not any("TEMP B-TREE" in line for line in plan), (sql, plan)
 
 
 @pytest.mark.parametrize(
