@@ -138,17 +138,16 @@ def _group_summaries(counts: dict[str, dict[str, int]]) -> dict[str, dict]:
     }
 
 
-def grouped(*, orders: QuerySet, field: str, keys: list[str] | None = None) -> dict[str, dict]:
+def grouped(*, orders: QuerySet, field: str, keys: list[str]) -> dict[str, dict]:
     """{value of `field`: {total, success, failed, success_rate}} over `orders`.
 
-    `keys` lists every value the field can take (see distinct_values); with it the
+    `keys` lists every value the field can take (see distinct_values), so that the
     database reads each (value, status) run of the (field, status, created_at) index in
     turn and hands the counts back already grouped, instead of sorting the rows."""
-    if keys is not None:
-        if not keys:
-            return {}
-        orders = orders.filter(**{f"{field}__in": keys})
-    rows = orders.filter(status__in=ALL_STATUSES).values_list(field, "status").annotate(n=Count("*")).order_by()
+    if not keys:
+        return {}
+    orders = orders.filter(**{f"{field}__in": keys}, status__in=ALL_STATUSES)
+    rows = orders.values_list(field, "status").annotate(n=Count("*")).order_by()
     counts: dict[str, dict[str, int]] = {}
     for key, status, n in rows:
         counts.setdefault(key, {})[status] = n
