@@ -187,8 +187,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Order Scheduling Center API",
     "DESCRIPTION": "Queue orders for OKX accounts and read their status, history and statistics. "
-    "Every error answers {success: false, error, errors?}. Authenticate with a token "
-    "(Authorization: Token <key>) or a browser session.",
+    'Every error answers `{"success": false, "error": ..., "errors": {...}}`. Authenticate with a token '
+    "(`Authorization: Token <key>`) or a browser session.",
     "VERSION": "1.0.0",
     # 3.1 schemas are JSON Schema: clients and tests can validate responses with any
     # JSON Schema validator (nullable fields are type: [..., "null"]).
