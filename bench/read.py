@@ -204,9 +204,9 @@ def fill(path: Path, *, total: int, per_day: int) -> None:
     rng = random.Random(20260221)
     started = time.monotonic()
     raw.execute("BEGIN")
-    raw.execute("DELETE FROM orders_order")
     for name, _ in indexes:
         raw.execute(f'DROP INDEX "{name}"')
+    raw.execute("DELETE FROM orders_order")
     first_id = 1
     for number, (start, end, count) in enumerate(windows):
         rows = generate(rng, start=start, end=end, count=count, first_id=first_id, newest=number == len(windows) - 1)
@@ -353,9 +353,9 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     print(f"\n{args.orders:,} orders, TIME_ZONE={settings.TIME_ZONE}, {args.requests} requests each, gunicorn gthread")
-    print(f"{'endpoint':34} {'p50 ms':>8} {'p95 ms':>8} {'bytes':>8}")
+    print(f"{'endpoint':40} {'p50 ms':>8} {'p95 ms':>8} {'bytes':>8}")
     for name, p50, p95, size in results:
-        print(f"{name:34} {p50:8.1f} {p95:8.1f} {size:8,}")
+        print(f"{name:40} {p50:8.1f} {p95:8.1f} {size:8,}")
 
 
 if __name__ == "__main__":
