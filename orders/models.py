@@ -157,6 +157,14 @@ class Order(models.Model):
             models.Index(fields=["symbol", "created_at"], name="order_symbol_time_idx"),
             models.Index(fields=["order_id"], name="order_exchange_id_idx"),
             models.Index(fields=["account", "exchange_state"], name="order_exchange_state_idx"),
+            # "X and status" order lists, and today's counts per X and status: both
+            # read one (X, status) run of the index at a time, already in created_at
+            # order, so a rare status is found at once and counts need no sort
+            # (orders.selectors). Nothing may follow created_at: a page's order is
+            # (created_at, id), and SQLite keeps the id as every index's last column.
+            models.Index(fields=["account", "status", "created_at"], name="order_account_status_idx"),
+            models.Index(fields=["strategy_name", "status", "created_at"], name="order_strategy_status_idx"),
+            models.Index(fields=["symbol", "status", "created_at"], name="order_symbol_status_idx"),
         ]
 
     def __str__(self) -> str:

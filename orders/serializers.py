@@ -7,7 +7,7 @@ an addition. Numbers stay JSON numbers.
 
 from rest_framework import serializers
 
-from orders.models import Order
+from orders.models import MarginMode, Order
 
 
 def _millis(start, end) -> int | None:
@@ -32,6 +32,8 @@ class OrderSerializer(serializers.ModelSerializer):
     fee = serializers.DecimalField(
         max_digits=30, decimal_places=12, coerce_to_string=False, normalize_output=True, allow_null=True
     )
+    # Blank on orders queued before a margin mode applied; declared so the schema says so.
+    margin_mode = serializers.ChoiceField(choices=MarginMode.choices, allow_blank=True, read_only=True)
     retry_of = serializers.SlugRelatedField(slug_field="request_id", read_only=True, allow_null=True)
     queued_at = serializers.DateTimeField(source="created_at")
     queue_wait_ms = serializers.SerializerMethodField()

@@ -6,6 +6,7 @@ urlpatterns = [
     path("api/order-scheduler/submit", views.SubmitView.as_view(), name="api-submit"),
     path("api/order-scheduler/status", views.StatusView.as_view(), name="api-status"),
     path("api/order-scheduler/orders", views.OrdersView.as_view(), name="api-orders"),
+    path("api/order-scheduler/orders/<str:request_id>", views.OrderDetailView.as_view(), name="api-order"),
     path("api/order-scheduler/stats", views.StatsView.as_view(), name="api-stats"),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -15,7 +15,8 @@ from rest_framework.test import APIClient
 from orders.services.accounts import sync_accounts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-CONTRACT_DIR = BASE_DIR.parent / "shared" / "contract"
+# shared/ sits beside the checkout; a git worktree elsewhere can point at it instead.
+CONTRACT_DIR = Path(os.environ.get("CONTRACT_DIR") or BASE_DIR.parent / "shared" / "contract")
 OUTPUT_DIR = BASE_DIR / "test-output"
 
 
@@ -148,3 +149,11 @@ def output_dir(request) -> Path:
     path = OUTPUT_DIR / request.node.name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def checked_api(api):
+    """`api`, but every JSON response must validate against the published OpenAPI schema."""
+    from tests.api_helpers import CheckedClient, published_schema
+
+    return CheckedClient(api, published_schema(api))

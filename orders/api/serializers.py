@@ -1,10 +1,16 @@
-"""Input shapes of the API: the form of each field, nothing that needs the database."""
+"""Input shapes of the API (request bodies and query strings): the form of each field,
+nothing that needs the database."""
 
 import re
+from datetime import datetime
 
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orders.models import AmountUnit, MarginMode, OrderType, Side
+from orders import selectors
+from orders.models import AmountUnit, MarginMode, OrderStatus, OrderType, Side
 
 # ccxt's unified symbols: BASE/QUOTE (spot), BASE/QUOTE:SETTLE (perpetual swap),
 # BASE/QUOTE:SETTLE-YYMMDD (future), ...-STRIKE-C|P (option).
@@ -72,9 +78,100 @@ class OrderSubmitSerializer(serializers.Serializer):
         return attrs
 
 
-class OrdersQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(required=False, default=100, min_value=1)
-    account = serializers.CharField(required=False, max_length=64)
+class QueryParamsSerializer(serializers.Serializer):
+    """A query string's parameters. A blank value counts as absent (forms send them),
+    a repeated parameter keeps its last value unless the field takes a list, and an
+    unknown parameter is refused: a misspelt filter must not silently widen the result."""
+
+    # DRF's own ?format=json|api switch.
+    PASSED_THROUGH = ("format",)
+
+    def to_internal_value(self, data):
+        if hasattr(data, "getlist"):
+            plain = {}
+            for key in data:
+                values = [value.strip() for value in data.getlist(key) if value.strip()]
+                if values:
+                    plain[key] = values if isinstance(self.fields.get(key), StatusListField) else values[-1]
+            data = plain
+        known = ", ".join(self.fields)
+        errors = {
+            key: [f"Unknown query parameter; use {known}."]
+            for key in sorted(set(data) - set(self.fields) - set(self.PASSED_THROUGH))
+        }
+        try:
+            values = super().to_internal_value({key: value for key, value in data.items() if key in self.fields})
+        except serializers.ValidationError as exc:
+            errors.update(exc.detail)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return values
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "enum": OrderStatus.values}})
+class StatusListField(serializers.Field):
+    """Order statuses, comma-separated (status=failed,expired) or repeated
+    (status=failed&status=expired)."""
+
+    choices = OrderStatus.values
+
+    def to_internal_value(self, data) -> tuple[str, ...]:
+        values = data if isinstance(data, list) else [data]
+        items = [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+        wrong = [item for item in items if item not in self.choices]
+        if wrong:
+            raise serializers.ValidationError(
+                f"Unknown value {', '.join(repr(w) for w in wrong)}; use one or more of {', '.join(self.choices)}."
+            )
+        return tuple(dict.fromkeys(items))
+
+
+@extend_schema_field({"type": "string", "examples": ["2026-02-21", "2026-02-21T15:30", "2026-02-21T07:30:00Z"]})
+class LocalDateTimeField(serializers.Field):
+    """An ISO 8601 date or date-time. A date alone means that day's midnight, and a
+    date-time without an offset a wall-clock time, both in the configured time zone."""
+
+    default_error_messages = {
+        "invalid": "Use ISO 8601: 2026-02-21 (local midnight), 2026-02-21T15:30 (local time) "
+        "or 2026-02-21T15:30:00+08:00."
+    }
+
+    def to_internal_value(self, data) -> datetime:
+        text = str(data).strip()
+        # An unencoded "+" in a query string arrives as a space: "...T15:30:00 08:00".
+        text = re.sub(r"(T\S+) (\d\d:?\d\d)$", r"\1+\2", text)
+        try:
+            day = parse_date(text)
+            moment = None if day else parse_datetime(text)
+        except ValueError:
+            self.fail("invalid")
+        if day is not None:
+            return selectors.day_bounds(day)[0]
+        if moment is None:
+            self.fail("invalid")
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, timezone.get_current_timezone())
+        return moment
+
+
+class OrdersQuerySerializer(QueryParamsSerializer):
+    limit = serializers.IntegerField(required=False, default=100, min_value=1, help_text="Page size (default 100).")
+    account = serializers.CharField(required=False, max_length=64, help_text="Account id.")
+    status = StatusListField(required=False, help_text="One or more statuses, comma-separated or repeated.")
+    strategy = serializers.CharField(required=False, max_length=64, help_text="Strategy name.")
+    symbol = serializers.CharField(required=False, max_length=64, help_text="ccxt unified symbol, e.g. BTC/USDT:USDT.")
+    side = serializers.ChoiceField(choices=Side.choices, required=False)
+    order_type = serializers.ChoiceField(choices=OrderType.choices, required=False)
+    since = LocalDateTimeField(required=False, help_text="Created at or after (inclusive).")
+    until = LocalDateTimeField(required=False, help_text="Created before (exclusive).")
+    q = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="A request id, exchange order id or client order id, whole or its beginning.",
+    )
+    cursor = serializers.CharField(
+        required=False, max_length=200, help_text="The next_cursor of the previous page, to read the page after it."
+    )
 
     def validate_limit(self, value):
         from django.conf import settings
@@ -83,3 +180,39 @@ class OrdersQuerySerializer(serializers.Serializer):
         if value > cap:
             raise serializers.ValidationError(f"At most {cap}.")
         return value
+
+    def validate_q(self, value):
+        if not REQUEST_ID_RE.match(value):
+            raise serializers.ValidationError("Ids contain only letters, digits and _ . : - characters.")
+        return value
+
+    def validate_cursor(self, value):
+        try:
+            return selectors.decode_cursor(value)
+        except ValueError:
+            raise serializers.ValidationError("Not a next_cursor from this API.") from None
+
+    def validate(self, attrs):
+        since, until = attrs.get("since"), attrs.get("until")
+        if since and until and since >= until:
+            raise serializers.ValidationError({"until": ["Must be later than since."]})
+        return attrs
+
+    def filters(self) -> selectors.OrderFilters:
+        data = self.validated_data
+        return selectors.OrderFilters(
+            account=data.get("account"),
+            statuses=data.get("status", ()),
+            strategy=data.get("strategy"),
+            symbol=data.get("symbol"),
+            side=data.get("side"),
+            order_type=data.get("order_type"),
+            since=data.get("since"),
+            until=data.get("until"),
+            q=data.get("q"),
+        )
+
+
+class StatsQuerySerializer(QueryParamsSerializer):
+    account = serializers.CharField(required=False, max_length=64, help_text="Only this account's orders.")
+    strategy = serializers.CharField(required=False, max_length=64, help_text="Only this strategy's orders.")

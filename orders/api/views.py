@@ -3,21 +3,44 @@
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders import selectors
+from orders.api import schema
 from orders.api.errors import error_response
-from orders.api.serializers import IDEMPOTENCY_KEY_RE, OrdersQuerySerializer, OrderSubmitSerializer
-from orders.models import Order
+from orders.api.serializers import IDEMPOTENCY_KEY_RE, OrdersQuerySerializer, OrderSubmitSerializer, StatsQuerySerializer
 from orders.serializers import OrderSerializer
 from orders.services.submit import SubmitError, order_submit
 
 SUBMITTED = "Order submitted to scheduler"
+AUTH_ERRORS = {401: schema.ErrorSerializer, 403: schema.ErrorSerializer}
 
 
 class SubmitView(APIView):
+    @extend_schema(
+        operation_id="submit",
+        summary="Submit an order (or a list of orders, all or nothing)",
+        request=schema.SUBMIT_REQUEST,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Replaying a key returns the orders it created instead of creating them again.",
+            )
+        ],
+        responses={
+            201: schema.SUBMIT_RESPONSE,
+            200: schema.SUBMIT_RESPONSE,
+            400: schema.ErrorSerializer,
+            409: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+    )
     def post(self, request):
         data = request.data
         batch = isinstance(data, list)
@@ -63,26 +86,87 @@ class SubmitView(APIView):
 
 
 class StatusView(APIView):
+    @extend_schema(
+        operation_id="status",
+        summary="Scheduler status",
+        responses={200: schema.StatusResponseSerializer, **AUTH_ERRORS},
+    )
     def get(self, request):
         return Response({"success": True, "status": selectors.scheduler_status()})
 
 
 class OrdersView(APIView):
+    @extend_schema(
+        operation_id="orders_list",
+        summary="Order history, newest first, filtered and paged",
+        parameters=[OrdersQuerySerializer],
+        responses={
+            200: schema.OrdersResponseSerializer,
+            400: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+    )
     def get(self, request):
         query = OrdersQuerySerializer(data=request.query_params)
         if not query.is_valid():
             return error_response("Invalid query", query.errors)
-        params = query.validated_data
-        orders = Order.objects.select_related("retry_of").order_by("-created_at", "-id")
-        if params.get("account"):
-            orders = orders.filter(account_id=params["account"])
-        rows = OrderSerializer(orders[: params["limit"]], many=True).data
-        return Response({"success": True, "orders": rows})
+        try:
+            page = selectors.order_history(
+                filters=query.filters(),
+                limit=query.validated_data["limit"],
+                after=query.validated_data.get("cursor"),
+            )
+        except selectors.QueryError as exc:
+            return error_response("Invalid query", {exc.field: [exc.message]})
+        orders = OrderSerializer(page.orders, many=True).data
+        return Response(
+            {
+                "success": True,
+                "orders": orders,
+                "next_cursor": page.next_cursor,
+                "has_more": page.has_more,
+            }
+        )
+
+
+class OrderDetailView(APIView):
+    @extend_schema(
+        operation_id="order_detail",
+        summary="One order, with its error and timings",
+        responses={
+            200: schema.OrderDetailResponseSerializer,
+            404: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+    )
+    def get(self, request, request_id: str):
+        # A NUL or an overlong id cannot name an order (and PostgreSQL refuses NUL).
+        valid = len(request_id) <= 64 and "\x00" not in request_id
+        order = selectors.order_detail(request_id=request_id) if valid else None
+        if order is None:
+            return error_response(
+                f"No order with request_id '{request_id}'.",
+                status_code=status.HTTP_404_NOT_FOUND,
+            )
+        return Response({"success": True, "order": OrderSerializer(order).data})
 
 
 class StatsView(APIView):
+    @extend_schema(
+        operation_id="stats",
+        summary="Statistics: today, yesterday, groups, durations, hourly series",
+        parameters=[StatsQuerySerializer],
+        responses={
+            200: schema.StatsResponseSerializer,
+            400: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+    )
     def get(self, request):
-        return Response({"success": True, "stats": selectors.statistics()})
+        query = StatsQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return error_response("Invalid query", query.errors)
+        return Response({"success": True, "stats": selectors.statistics(**query.validated_data)})
 
 
 def healthz(request):

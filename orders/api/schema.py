@@ -1,0 +1,198 @@
+"""The shapes of the API's responses, for the OpenAPI schema (/api/schema/).
+
+The views render the selectors' dicts and orders.serializers.OrderSerializer; these
+serializers only describe that output (tests validate every response they receive
+against the published schema, so a drift fails there).
+"""
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
+
+from orders.api.serializers import OrderSubmitSerializer
+from orders.models import AccountMode
+from orders.serializers import OrderSerializer
+
+FIELD_ERRORS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
+
+
+@extend_schema_field({"anyOf": [FIELD_ERRORS, {"type": "array", "items": FIELD_ERRORS}]})
+class ErrorsField(serializers.JSONField):
+    pass
+
+
+class ErrorSerializer(serializers.Serializer):
+    success = serializers.BooleanField(help_text="Always false.")
+    error = serializers.CharField(help_text="What went wrong, in one line.")
+    errors = ErrorsField(
+        required=False,
+        help_text="Messages per field or query parameter; for a batch submit, a list with one such object per order "
+        "(empty for the valid ones).",
+    )
+
+
+class TodayStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    success = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    success_rate = serializers.FloatField(
+        help_text="success / (success + failed) * 100, two decimals; 0 when no order was decided."
+    )
+
+
+class DaySummarySerializer(TodayStatsSerializer):
+    cancelled = serializers.IntegerField()
+    expired = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Queued, processing or being reconciled.")
+
+
+class AccountStatusSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    mode = serializers.ChoiceField(choices=AccountMode.choices)
+    enabled = serializers.BooleanField()
+    paused = serializers.BooleanField()
+    pause_reason = serializers.CharField(allow_blank=True)
+    config_error = serializers.CharField(allow_blank=True, help_text="Why the account cannot trade, if it cannot.")
+    queue_size = serializers.IntegerField(help_text="Orders queued for this account.")
+    in_flight = serializers.IntegerField(help_text="Orders at the exchange or being reconciled.")
+    locked = serializers.BooleanField(help_text="A worker holds the account's lease now.")
+    last_success_at = serializers.DateTimeField(allow_null=True, help_text="Last order the exchange accepted.")
+    last_error_at = serializers.DateTimeField(allow_null=True, help_text="Last order that failed.")
+    last_error = serializers.CharField(allow_blank=True, help_text="Error code and message of that order.")
+
+
+class TelegramStatusSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID are set.")
+    pending = serializers.IntegerField(help_text="Notifications waiting to be delivered.")
+    last_sent_at = serializers.DateTimeField(allow_null=True)
+    next_try_at = serializers.DateTimeField(allow_null=True, help_text="Delivery paused until then (429 or errors).")
+    last_error = serializers.CharField(allow_blank=True)
+    last_error_at = serializers.DateTimeField(allow_null=True)
+
+
+class StatusSerializer(serializers.Serializer):
+    running = serializers.BooleanField(help_text="A django-q2 cluster is alive (its heartbeat is under 3 s old).")
+    queue_size = serializers.IntegerField(help_text="Orders queued, all accounts.")
+    locked_accounts = serializers.ListField(
+        child=serializers.CharField(), help_text="Accounts whose lease a worker holds now."
+    )
+    total_accounts = serializers.IntegerField(help_text="Accounts in the accounts file.")
+    today_stats = TodayStatsSerializer(help_text="Orders created today (configured time zone).")
+    clusters_alive = serializers.IntegerField()
+    workers_alive = serializers.IntegerField()
+    in_flight = serializers.IntegerField(help_text="Orders at the exchange or being reconciled, all accounts.")
+    oldest_queued_age_seconds = serializers.FloatField(
+        allow_null=True, help_text="How long the oldest queued order has waited; null when none is queued."
+    )
+    trading_paused = serializers.BooleanField(help_text="The desk-wide kill switch: no account sends orders.")
+    trading_pause_reason = serializers.CharField(allow_blank=True)
+    telegram = TelegramStatusSerializer()
+    accounts = AccountStatusSerializer(many=True)
+
+
+class StatusResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    status = StatusSerializer()
+
+
+class OrdersResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    orders = OrderSerializer(many=True, help_text="Newest first.")
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as ?cursor= (with the same filters) for the next page; null on the last page."
+    )
+    has_more = serializers.BooleanField(help_text="Older matching orders exist beyond this page.")
+
+
+class OrderDetailResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    order = OrderSerializer()
+
+
+class GroupStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    success = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    success_rate = serializers.FloatField()
+
+
+class DurationFiguresSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Orders in the sample that have this duration.")
+    p50 = serializers.IntegerField(allow_null=True, help_text="Median, ms (nearest rank); null without orders.")
+    p95 = serializers.IntegerField(allow_null=True, help_text="95th percentile, ms (nearest rank).")
+    max = serializers.IntegerField(allow_null=True, help_text="Longest, ms.")
+
+
+class DurationsSerializer(serializers.Serializer):
+    sample_limit = serializers.IntegerField(
+        help_text="The figures cover the latest this many orders created today that have started."
+    )
+    queue_wait_ms = DurationFiguresSerializer(help_text="Created -> started.")
+    execution_ms = DurationFiguresSerializer(help_text="Started -> finished (finished orders only).")
+
+
+class HourSerializer(serializers.Serializer):
+    hour = serializers.IntegerField(min_value=0, max_value=23, help_text="Local hour of the day, 0-23.")
+    start = serializers.DateTimeField(help_text="Start of the hour, local time with its offset.")
+    total = serializers.IntegerField()
+    success = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class HourlySerializer(serializers.Serializer):
+    today = HourSerializer(many=True, help_text="24 buckets, local hours 0-23.")
+    yesterday = HourSerializer(many=True, help_text="24 buckets, local hours 0-23.")
+
+
+class StatsFiltersSerializer(serializers.Serializer):
+    account = serializers.CharField(allow_null=True)
+    strategy = serializers.CharField(allow_null=True)
+
+
+class StatsSerializer(serializers.Serializer):
+    today = DaySummarySerializer()
+    yesterday = DaySummarySerializer()
+    by_account = serializers.DictField(child=GroupStatsSerializer(), help_text="Today, by account id.")
+    by_strategy = serializers.DictField(child=GroupStatsSerializer(), help_text="Today, by strategy name.")
+    by_symbol = serializers.DictField(child=GroupStatsSerializer(), help_text="Today, by symbol.")
+    durations = DurationsSerializer()
+    hourly = HourlySerializer()
+    date = serializers.DateField(help_text="Today in the configured time zone.")
+    time_zone = serializers.CharField(help_text="The configured time zone (TIME_ZONE).")
+    filters = StatsFiltersSerializer()
+
+
+class StatsResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    stats = StatsSerializer()
+
+
+class SubmitResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    request_id = serializers.CharField()
+    message = serializers.CharField()
+    created = serializers.BooleanField(help_text="False when this replays an earlier submission.")
+    status = serializers.CharField()
+    order = OrderSerializer()
+
+
+class SubmitBatchResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    request_ids = serializers.ListField(child=serializers.CharField())
+    message = serializers.CharField()
+    created = serializers.BooleanField()
+    orders = OrderSerializer(many=True)
+
+
+SUBMIT_REQUEST = PolymorphicProxySerializer(
+    component_name="SubmitRequest",
+    serializers=[OrderSubmitSerializer, OrderSubmitSerializer(many=True)],
+    resource_type_field_name=None,
+    many=False,
+)
+SUBMIT_RESPONSE = PolymorphicProxySerializer(
+    component_name="SubmitResult",
+    serializers=[SubmitResponseSerializer, SubmitBatchResponseSerializer],
+    resource_type_field_name=None,
+    many=False,
+)
