@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class OrdersConfig(AppConfig):
@@ -10,6 +11,13 @@ class OrdersConfig(AppConfig):
         from django.contrib.auth.signals import user_login_failed
 
         user_login_failed.connect(_login_failed, dispatch_uid="orders-audit-login-failed")
+        post_migrate.connect(_ensure_roles, sender=self, dispatch_uid="orders-ensure-roles")
+
+
+def _ensure_roles(sender, using="default", **kwargs):
+    from orders.services.access import ensure_roles
+
+    ensure_roles()
 
 
 def _login_failed(sender, credentials, request=None, **kwargs):

@@ -184,12 +184,20 @@ def hourly_counts(*, bounds: list[datetime], filters: dict[str, str] | None = No
     table = qn(Order._meta.db_table)
     status, created_at = qn("status"), qn("created_at")
     where = [f"{status} IN ({', '.join(['%s'] * len(ALL_STATUSES))})", f"{created_at} >= %s", f"{created_at} < %s"]
-    where += [f"{qn(Order._meta.get_field(name).column)} = %s" for name in filters or {}]
+    values = []
+    for name, value in (filters or {}).items():
+        if name.endswith("__in"):
+            column = qn(Order._meta.get_field(name.removesuffix("__in")).column)
+            where.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
+            values += list(value)
+        else:
+            where.append(f"{qn(Order._meta.get_field(name).column)} = %s")
+            values.append(value)
     adapt = connection.ops.adapt_datetimefield_value
     parts, params = [], []
     for index, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
         parts.append(f"SELECT {index}, {status}, COUNT(*) FROM {table} WHERE {' AND '.join(where)} GROUP BY {status}")
-        params += [*ALL_STATUSES, adapt(lo), adapt(hi), *(filters or {}).values()]
+        params += [*ALL_STATUSES, adapt(lo), adapt(hi), *values]
     buckets: list[dict[str, int]] = [{} for _ in parts]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
@@ -308,30 +316,33 @@ def telegram_status() -> dict:
     }
 
 
-def scheduler_status() -> dict:
+def scheduler_status(*, accounts: set[str] | None = None) -> dict:
     """The seed's status (running, queue_size, locked_accounts, total_accounts,
     today_stats) plus cluster, queue and per-account detail. `running` is true only
     while a django-q2 cluster's heartbeat is fresh; `locked_accounts` are the accounts
-    whose lease is held right now (by the database clock)."""
+    whose lease is held right now (by the database clock). `accounts` limits every
+    figure to those accounts (a user restricted to some); None means all."""
     today = timezone.localdate()
     cluster = cluster_status()
-    queued = Order.objects.filter(status=OrderStatus.QUEUED)
+    all_orders = Order.objects.all() if accounts is None else Order.objects.filter(account_id__in=accounts)
+    all_accounts = Account.objects.all() if accounts is None else Account.objects.filter(pk__in=accounts)
+    queued = all_orders.filter(status=OrderStatus.QUEUED)
     per_account = dict(queued.values_list("account_id").annotate(n=Count("*")).order_by())
     in_flight = dict(
-        Order.objects.filter(status__in=OrderStatus.in_flight())
+        all_orders.filter(status__in=OrderStatus.in_flight())
         .values_list("account_id")
         .annotate(n=Count("*"))
         .order_by()
     )
     oldest = queued.aggregate(oldest=Min("created_at"))["oldest"]
-    accounts = list(Account.objects.filter(in_config=True).order_by("id"))
+    accounts = list(all_accounts.filter(in_config=True).order_by("id"))
     locked = list(
-        Account.objects.filter(lease_until__gt=Now())
+        all_accounts.filter(lease_until__gt=Now())
         .exclude(lease_owner="")
         .order_by("id")
         .values_list("id", flat=True)
     )
-    summary = day_summary(orders=Order.objects.all(), day=today)
+    summary = day_summary(orders=all_orders, day=today)
     control = Control.objects.filter(pk=1).first()
     return {
         "running": cluster["clusters"] > 0,
@@ -370,11 +381,16 @@ def scheduler_status() -> dict:
 # --- Statistics ---------------------------------------------------------------------
 
 
-def statistics(*, account: str | None = None, strategy: str | None = None) -> dict:
+def statistics(*, account: str | None = None, strategy: str | None = None, accounts: set[str] | None = None) -> dict:
     """The seed's today, yesterday, by_account, by_strategy and by_symbol (the by_*
     groups cover today), plus today's queue wait and execution durations and 24 hourly
-    buckets for today and yesterday. `account` and `strategy` narrow every figure."""
+    buckets for today and yesterday. `account` and `strategy` narrow every figure;
+    `accounts` limits them to those accounts (a user restricted to some)."""
+    if accounts is not None and account is None and len(accounts) == 1:
+        account = next(iter(accounts))
     filters = {name: value for name, value in (("account", account), ("strategy_name", strategy)) if value}
+    if accounts is not None and account is None:
+        filters["account__in"] = sorted(accounts)
     orders = Order.objects.filter(**filters)
     today = timezone.localdate()
     yesterday = today - timedelta(days=1)
@@ -402,7 +418,9 @@ def statistics(*, account: str | None = None, strategy: str | None = None) -> di
     start, end = day_bounds(today)
     todays = orders.filter(created_at__gte=start, created_at__lt=end)
     if filters:
-        fixed = {Order._meta.get_field(name).column: value for name, value in filters.items()}
+        fixed = {
+            Order._meta.get_field(name).column: value for name, value in filters.items() if not name.endswith("__in")
+        }
         groups = grouped_together(orders=todays, fixed=fixed)
     else:
         keys = {
@@ -437,6 +455,7 @@ class OrderFilters:
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
     q: str | None = None  # exact or prefix of request_id, exchange order id or client order id
+    accounts: tuple[str, ...] | None = None  # the user's visible accounts; None: all
 
 
 @dataclass(frozen=True)
@@ -505,6 +524,8 @@ def filtered_orders(filters: OrderFilters) -> QuerySet:
         "order_type": filters.order_type,
     }
     orders = orders.filter(**{field: value for field, value in exact.items() if value})
+    if filters.accounts is not None:
+        orders = orders.filter(account_id__in=filters.accounts)
     if filters.statuses:
         orders = orders.filter(status__in=sorted(set(filters.statuses)))
     if filters.since:

@@ -157,3 +157,17 @@ def checked_api(api):
     from tests.api_helpers import CheckedClient, published_schema
 
     return CheckedClient(api, published_schema(api))
+
+
+def user_with_role(username: str, role: str = "trader", accounts=()):
+    """A user in one of the role groups (viewer, trader, admin), optionally limited to
+    some accounts."""
+    from django.contrib.auth.models import Group
+
+    from orders.models import AccountGrant
+
+    user = get_user_model().objects.create_user(username, password=f"pw-{username}-123")
+    user.groups.add(Group.objects.get(name=role))
+    for account_id in accounts:
+        AccountGrant.objects.create(user=user, account_id=account_id)
+    return user

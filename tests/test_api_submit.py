@@ -7,13 +7,12 @@ import urllib.request
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Account, Order, OrderStatus
 from orders.services.accounts import sync_accounts
-from tests.conftest import BASE_DIR, CONTRACT_DIR
+from tests.conftest import BASE_DIR, CONTRACT_DIR, user_with_role
 
 URL = "/api/order-scheduler/submit"
 MISSING = object()
@@ -37,7 +36,7 @@ def assert_types_match(body: dict, example_file: str) -> None:
 
 
 def client_for(username: str) -> APIClient:
-    user = get_user_model().objects.create_user(username, password=f"pw-{username}-123")
+    user = user_with_role(username)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client
@@ -475,7 +474,7 @@ def test_it_refuses_a_batch_that_was_partly_submitted_before(api, accounts):
 
 
 def post_concurrently(live_server, body: dict, headers: dict, threads: int) -> list[tuple[int, dict]]:
-    token = Token.objects.create(user=get_user_model().objects.create_user("racer", password="pw-racer-123")).key
+    token = Token.objects.create(user=user_with_role("racer")).key
     start = threading.Barrier(threads)
     answers: list[tuple[int, dict]] = []
 

@@ -10,13 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from orders.models import Account, Order, OrderStatus, PaperOrder
 from orders.services.accounts import sync_accounts
 from orders.services.journal import journal_path
-from tests.conftest import wait_for
+from tests.conftest import user_with_role, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +33,7 @@ def write_accounts(path: Path, *, latency_ms: int) -> Path:
 
 class Api:
     def __init__(self, base_url: str):
-        user = get_user_model().objects.create_user("trader", password="pw-trader-123")
+        user = user_with_role("trader")
         self.token = Token.objects.create(user=user).key
         self.base_url = base_url
 

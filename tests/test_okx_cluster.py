@@ -8,13 +8,12 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Account, Order, OrderStatus
 from orders.services.accounts import sync_accounts
-from tests.conftest import wait_for
+from tests.conftest import user_with_role, wait_for
 from tests.fakes.okx import FakeOKX
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +64,7 @@ def okx(transactional_db, tmp_path, monkeypatch):
 
 @pytest.fixture
 def api(transactional_db):
-    user = get_user_model().objects.create_user("desk", password="pw-desk-123")
+    user = user_with_role("desk")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client

@@ -196,3 +196,16 @@ SUBMIT_RESPONSE = PolymorphicProxySerializer(
     resource_type_field_name=None,
     many=False,
 )
+
+
+class OrderActionResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    request_id = serializers.CharField(help_text="The order cancelled, or the new order of a retry.")
+    message = serializers.CharField()
+    order = OrderSerializer()
+
+
+class ControlResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    status = StatusSerializer()

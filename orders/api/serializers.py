@@ -216,3 +216,10 @@ class OrdersQuerySerializer(QueryParamsSerializer):
 class StatsQuerySerializer(QueryParamsSerializer):
     account = serializers.CharField(required=False, max_length=64, help_text="Only this account's orders.")
     strategy = serializers.CharField(required=False, max_length=64, help_text="Only this strategy's orders.")
+
+
+class ControlRequestSerializer(serializers.Serializer):
+    account = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="The account; all trading when omitted."
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)

@@ -1,5 +1,7 @@
 """The REST API: each view parses input, calls one service or selector, renders output."""
 
+from dataclasses import replace
+
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
@@ -12,8 +14,19 @@ from rest_framework.views import APIView
 from orders import selectors
 from orders.api import schema
 from orders.api.errors import error_response
-from orders.api.serializers import IDEMPOTENCY_KEY_RE, OrdersQuerySerializer, OrderSubmitSerializer, StatsQuerySerializer
+from orders.api.permissions import CanOperate, CanTrade, CanView
+from orders.api.serializers import (
+    IDEMPOTENCY_KEY_RE,
+    ControlRequestSerializer,
+    OrdersQuerySerializer,
+    OrderSubmitSerializer,
+    StatsQuerySerializer,
+)
 from orders.serializers import OrderSerializer
+from orders.services.access import allowed_account_ids, may_use_account
+from orders.services.audit import client_address
+from orders.services.controls import ControlError, pause, resume
+from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
 from orders.services.submit import SubmitError, order_submit
 
 SUBMITTED = "Order submitted to scheduler"
@@ -21,6 +34,8 @@ AUTH_ERRORS = {401: schema.ErrorSerializer, 403: schema.ErrorSerializer}
 
 
 class SubmitView(APIView):
+    permission_classes = [CanTrade]
+
     @extend_schema(
         operation_id="submit",
         summary="Submit an order (or a list of orders, all or nothing)",
@@ -70,6 +85,7 @@ class SubmitView(APIView):
                 user=request.user,
                 idempotency_key=idempotency_key,
                 batch=batch,
+                source=client_address(request),
             )
         except SubmitError as exc:
             return error_response(exc.message, exc.errors, status_code=exc.status)
@@ -86,16 +102,21 @@ class SubmitView(APIView):
 
 
 class StatusView(APIView):
+    permission_classes = [CanView]
+
     @extend_schema(
         operation_id="status",
         summary="Scheduler status",
         responses={200: schema.StatusResponseSerializer, **AUTH_ERRORS},
     )
     def get(self, request):
-        return Response({"success": True, "status": selectors.scheduler_status()})
+        status_ = selectors.scheduler_status(accounts=allowed_account_ids(request.user))
+        return Response({"success": True, "status": status_})
 
 
 class OrdersView(APIView):
+    permission_classes = [CanView]
+
     @extend_schema(
         operation_id="orders_list",
         summary="Order history, newest first, filtered and paged",
@@ -110,9 +131,13 @@ class OrdersView(APIView):
         query = OrdersQuerySerializer(data=request.query_params)
         if not query.is_valid():
             return error_response("Invalid query", query.errors)
+        allowed = allowed_account_ids(request.user)
+        if refused := _foreign_account(allowed, query.validated_data.get("account")):
+            return refused
+        filters = replace(query.filters(), accounts=None if allowed is None else tuple(sorted(allowed)))
         try:
             page = selectors.order_history(
-                filters=query.filters(),
+                filters=filters,
                 limit=query.validated_data["limit"],
                 after=query.validated_data.get("cursor"),
             )
@@ -130,6 +155,8 @@ class OrdersView(APIView):
 
 
 class OrderDetailView(APIView):
+    permission_classes = [CanView]
+
     @extend_schema(
         operation_id="order_detail",
         summary="One order, with its error and timings",
@@ -143,7 +170,7 @@ class OrderDetailView(APIView):
         # A NUL or an overlong id cannot name an order (and PostgreSQL refuses NUL).
         valid = len(request_id) <= 64 and "\x00" not in request_id
         order = selectors.order_detail(request_id=request_id) if valid else None
-        if order is None:
+        if order is None or not may_use_account(request.user, order.account_id):
             return error_response(
                 f"No order with request_id '{request_id}'.",
                 status_code=status.HTTP_404_NOT_FOUND,
@@ -152,6 +179,8 @@ class OrderDetailView(APIView):
 
 
 class StatsView(APIView):
+    permission_classes = [CanView]
+
     @extend_schema(
         operation_id="stats",
         summary="Statistics: today, yesterday, groups, durations, hourly series",
@@ -166,7 +195,81 @@ class StatsView(APIView):
         query = StatsQuerySerializer(data=request.query_params)
         if not query.is_valid():
             return error_response("Invalid query", query.errors)
-        return Response({"success": True, "stats": selectors.statistics(**query.validated_data)})
+        allowed = allowed_account_ids(request.user)
+        if refused := _foreign_account(allowed, query.validated_data.get("account")):
+            return refused
+        return Response({"success": True, "stats": selectors.statistics(**query.validated_data, accounts=allowed)})
+
+
+def _foreign_account(allowed: set[str] | None, account: str | None) -> Response | None:
+    """A 403 when a user restricted to some accounts asks for another one."""
+    if account and allowed is not None and account not in allowed:
+        return error_response(f"You may not see account '{account}'.", status_code=status.HTTP_403_FORBIDDEN)
+    return None
+
+
+class OrderActionView(APIView):
+    """POST .../orders/<request_id>/cancel and .../retry: one service call each."""
+
+    permission_classes = [CanTrade]
+    action = ""
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: schema.OrderActionResponseSerializer,
+            201: schema.OrderActionResponseSerializer,
+            404: schema.ErrorSerializer,
+            409: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+    )
+    def post(self, request, request_id: str):
+        valid = len(request_id) <= 64 and "\x00" not in request_id
+        order = selectors.order_detail(request_id=request_id) if valid else None
+        if order is None or not may_use_account(request.user, order.account_id):
+            return error_response(f"No order with request_id '{request_id}'.", status_code=status.HTTP_404_NOT_FOUND)
+        service = order_cancel if self.action == "cancel" else order_retry
+        try:
+            result = service(request_id=request_id, user=request.user, source=client_address(request))
+        except OrderConflict as exc:
+            return error_response(str(exc), status_code=status.HTTP_409_CONFLICT)
+        if self.action == "retry":
+            message, code = f"Order resubmitted as {result.request_id}", status.HTTP_201_CREATED
+        elif result.status == "cancelled":
+            message, code = "Order cancelled", status.HTTP_200_OK
+        else:
+            message, code = "Cancel requested on the exchange", status.HTTP_200_OK
+        body = {"success": True, "request_id": result.request_id, "message": message}
+        return Response({**body, "order": OrderSerializer(result).data}, status=code)
+
+
+class ControlView(APIView):
+    """POST .../pause and .../resume: the kill switch, for one account or all trading."""
+
+    permission_classes = [CanOperate]
+    action = ""
+
+    @extend_schema(
+        request=ControlRequestSerializer,
+        responses={200: schema.ControlResponseSerializer, 400: schema.ErrorSerializer, **AUTH_ERRORS},
+    )
+    def post(self, request):
+        query = ControlRequestSerializer(data=request.data)
+        if not query.is_valid():
+            return error_response("Invalid request", query.errors)
+        account = query.validated_data.get("account") or None
+        source = client_address(request)
+        try:
+            if self.action == "pause":
+                pause(account_id=account, reason=query.validated_data.get("reason", ""), user=request.user, source=source)
+            else:
+                resume(account_id=account, user=request.user, source=source)
+        except ControlError as exc:
+            return error_response("Invalid request", {"account": [str(exc)]})
+        message = f"{self.action.capitalize()}d {f'account {account}' if account else 'all trading'}"
+        status_ = selectors.scheduler_status(accounts=allowed_account_ids(request.user))
+        return Response({"success": True, "message": message, "status": status_})
 
 
 def healthz(request):

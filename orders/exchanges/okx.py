@@ -35,7 +35,6 @@ from orders.exchanges.base import (
 )
 from orders.models import Account, AccountMode, AmountUnit
 
-
 MARKETS_TTL = 3600.0
 CLIENT_CLASSES = {"www.okx.com": ccxt.okx, "eea.okx.com": ccxt.myokx, "us.okx.com": ccxt.okxus}
 

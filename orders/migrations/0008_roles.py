@@ -2,33 +2,7 @@
 
 import django.db.models.deletion
 from django.conf import settings
-from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
-
-# Roles are groups; see orders/services/access.py.
-ROLES = {
-    "viewer": ["view_order", "view_account", "view_auditevent"],
-    "trader": ["view_order", "view_account", "view_auditevent", "trade"],
-    "admin": ["view_order", "view_account", "view_auditevent", "trade", "operate", "change_account"],
-}
-
-
-def create_roles(apps, schema_editor):
-    # Permissions are normally created after all migrations; the groups need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, codenames in ROLES.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.set(Permission.objects.filter(content_type__app_label="orders", codename__in=codenames))
-
-
-def remove_roles(apps, schema_editor):
-    apps.get_model("auth", "Group").objects.filter(name__in=list(ROLES)).delete()
-
 
 
 class Migration(migrations.Migration):
@@ -56,5 +30,4 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('user', 'account'), name='grant_user_account')],
             },
         ),
-        migrations.RunPython(create_roles, remove_roles),
     ]

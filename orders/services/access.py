@@ -13,11 +13,26 @@ from rest_framework.authtoken.models import Token
 from orders.models import Account, AccountGrant
 from orders.services.audit import audit_record
 
-ROLES = ("viewer", "trader", "admin")
+# Role -> the `orders` permissions its group holds.
+ROLE_PERMISSIONS = {
+    "viewer": ["view_order", "view_account", "view_auditevent"],
+    "trader": ["view_order", "view_account", "view_auditevent", "trade"],
+    "admin": ["view_order", "view_account", "view_auditevent", "trade", "operate", "change_account"],
+}
+ROLES = tuple(ROLE_PERMISSIONS)
 
 
 class AccessError(Exception):
     pass
+
+
+def ensure_roles() -> None:
+    """Create (or repair) the role groups. Runs after every migrate (and test flush)."""
+    from django.contrib.auth.models import Permission
+
+    for role, codenames in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(Permission.objects.filter(content_type__app_label="orders", codename__in=codenames))
 
 
 def can_view(user) -> bool:

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders.models import Account, AmountUnit, Control, MarginMode, Order
+from orders.services.access import may_use_account
 from orders.services.audit import audit_record
 from orders.services.execution import wake_account
 from orders.services.limits import limit_problems
@@ -184,6 +185,12 @@ def order_submit(
                 {"request_id": ["Repeated within this batch."]},
             ),
         )
+
+    forbidden = [item["account_id"] for item in items if not may_use_account(user, item["account_id"])]
+    if forbidden:
+        message = f"You may not trade on account '{forbidden[0]}'."
+        raise SubmitError("Forbidden", _per_item(items, batch, lambda it: it["account_id"] in forbidden,
+                                                 {"account_id": [message]}), status=403)  # fmt: skip
 
     previous = _replay(items, keys)
     if previous is not None:
