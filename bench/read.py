@@ -184,6 +184,8 @@ def generate(rng: random.Random, *, start: datetime, end: datetime, count: int, 
                 "started_at": fmt(started),
                 "finished_at": fmt(finished),
                 "expires_at": fmt(expires),
+                "cancel_requested_at": None,
+                "exchange_checked_at": None,
                 "retry_of_id": None,
                 "created_by_id": None,
             }
@@ -245,7 +247,8 @@ def bench_token() -> str:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    user, _ = get_user_model().objects.get_or_create(username="bench")
+    # A superuser: every role and every account, as the endpoints' widest caller.
+    user, _ = get_user_model().objects.update_or_create(username="bench", defaults={"is_superuser": True})
     return Token.objects.get_or_create(user=user)[0].key
 
 

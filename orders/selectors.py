@@ -21,6 +21,7 @@ import binascii
 import heapq
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
@@ -337,10 +338,7 @@ def scheduler_status(*, accounts: set[str] | None = None) -> dict:
     oldest = queued.aggregate(oldest=Min("created_at"))["oldest"]
     accounts = list(all_accounts.filter(in_config=True).order_by("id"))
     locked = list(
-        all_accounts.filter(lease_until__gt=Now())
-        .exclude(lease_owner="")
-        .order_by("id")
-        .values_list("id", flat=True)
+        all_accounts.filter(lease_until__gt=Now()).exclude(lease_owner="").order_by("id").values_list("id", flat=True)
     )
     summary = day_summary(orders=all_orders, day=today)
     control = Control.objects.filter(pk=1).first()
@@ -496,7 +494,7 @@ def _prefix(field: str, value: str) -> Q:
     return Q(**{f"{field}__startswith": value})
 
 
-def _search(orders: QuerySet, q: str) -> QuerySet:
+def search(orders: QuerySet, q: str) -> QuerySet:
     """Orders whose request id, exchange order id or client order id is `q` or starts
     with it. Each field's matches are counted through its own index first (at most
     SEARCH_MAX_MATCHES + 1 entries read); the page is then read from those matches."""
@@ -533,7 +531,7 @@ def filtered_orders(filters: OrderFilters) -> QuerySet:
     if filters.until:
         orders = orders.filter(created_at__lt=filters.until)
     if filters.q:
-        orders = _search(orders, filters.q)
+        orders = search(orders, filters.q)
     return orders
 
 
@@ -555,19 +553,24 @@ def _page_keys(orders: QuerySet, *, statuses: tuple[str, ...], size: int) -> lis
     return [pk for _, pk in itertools.islice(merged, size)]
 
 
+def _after(orders: QuerySet, after: tuple[datetime, int] | None) -> QuerySet:
+    """The orders that come after the position (created_at, pk) in newest-first order."""
+    if not after:
+        return orders
+    created_at, pk = after
+    # The lone `created_at <= x` gives the index a range to start from; the OR then
+    # skips the orders of that same instant that were already shown.
+    return orders.filter(created_at__lte=created_at).filter(
+        Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
+    )
+
+
 def order_history(*, filters: OrderFilters, limit: int, after: tuple[datetime, int] | None = None) -> OrderPage:
     """One page of the history, newest first (created_at, then id, both descending, so
     orders created in the same microsecond keep a fixed order). `after` is the position
     decoded from the previous page's next_cursor: the page starts right after it, so
     paging visits every matching order exactly once, even while new orders arrive."""
-    orders = filtered_orders(filters)
-    if after:
-        created_at, pk = after
-        # The lone `created_at <= x` gives the index a range to start from; the OR
-        # then skips the orders of that same instant that were already shown.
-        orders = orders.filter(created_at__lte=created_at).filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
-        )
+    orders = _after(filtered_orders(filters), after)
     keys = _page_keys(orders, statuses=filters.statuses, size=limit + 1)
     has_more = len(keys) > limit
     by_pk = Order.objects.select_related("retry_of").order_by().in_bulk(keys[:limit])
@@ -578,3 +581,31 @@ def order_history(*, filters: OrderFilters, limit: int, after: tuple[datetime, i
 
 def order_detail(*, request_id: str) -> Order | None:
     return Order.objects.select_related("retry_of").filter(request_id=request_id).first()
+
+
+def history_rows(*, filters: OrderFilters, columns: list[str], chunk_size: int = 1000) -> Iterator[tuple]:
+    """Every order matching `filters`, newest first exactly as order_history pages them,
+    as values_list() rows of `columns`: read one keyset page of `chunk_size` at a time
+    (the page's ids from an index, then those rows by id), so any number of orders
+    streams in constant memory and no query holds a read transaction open for long.
+
+    The filters are checked at once (a too-broad search raises QueryError here, before
+    the first row is asked for); the rows are read as they are consumed."""
+    orders = filtered_orders(filters)
+
+    def rows() -> Iterator[tuple]:
+        after = None
+        while True:
+            keys = _page_keys(_after(orders, after), statuses=filters.statuses, size=chunk_size)
+            if not keys:
+                return
+            found = Order.objects.filter(pk__in=keys).order_by().values_list("pk", "created_at", *columns)
+            by_pk = {row[0]: row for row in found}
+            for pk in keys:
+                if pk in by_pk:  # orders are never deleted; tolerate it all the same
+                    yield by_pk[pk][2:]
+                    after = by_pk[pk][1], pk
+            if len(keys) < chunk_size:
+                return
+
+    return rows()

@@ -1,11 +1,19 @@
 from django.urls import path
+from django.views.generic import RedirectView
+from django.views.i18n import JavaScriptCatalog
 
+from orders import views as pages
 from orders.api import views
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="dashboard"), name="home"),
+    path("order-scheduler", pages.dashboard, name="dashboard"),
+    # The dashboard script's strings, in the request's language (locale/*/djangojs.po).
+    path("jsi18n/", JavaScriptCatalog.as_view(packages=["orders"]), name="javascript-catalog"),
     path("api/order-scheduler/submit", views.SubmitView.as_view(), name="api-submit"),
     path("api/order-scheduler/status", views.StatusView.as_view(), name="api-status"),
     path("api/order-scheduler/orders", views.OrdersView.as_view(), name="api-orders"),
+    path("api/order-scheduler/orders.csv", views.OrdersCsvView.as_view(), name="api-orders-csv"),
     path("api/order-scheduler/orders/<str:request_id>", views.OrderDetailView.as_view(), name="api-order"),
     path("api/order-scheduler/stats", views.StatsView.as_view(), name="api-stats"),
     path(

@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    # POST language=en|zh-hans: the language toggle (a cookie, then the browser's choice).
+    path("i18n/", include("django.conf.urls.i18n")),
     # Log in and out from the browsable API's pages.
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

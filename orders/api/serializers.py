@@ -213,6 +213,13 @@ class OrdersQuerySerializer(QueryParamsSerializer):
         )
 
 
+class OrdersExportQuerySerializer(OrdersQuerySerializer):
+    """The order list's filters, for an export of every matching order (no page)."""
+
+    limit = None
+    cursor = None
+
+
 class StatsQuerySerializer(QueryParamsSerializer):
     account = serializers.CharField(required=False, max_length=64, help_text="Only this account's orders.")
     strategy = serializers.CharField(required=False, max_length=64, help_text="Only this strategy's orders.")

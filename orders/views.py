@@ -1,0 +1,216 @@
+"""The dashboard page: the first view is rendered on the server from the same selectors
+and serializers as the API (so it is useful without JavaScript), and the same data goes
+into the page as JSON for the script, which then keeps it fresh through the API."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import json_script
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from orders import selectors
+from orders.api.serializers import OrdersQuerySerializer
+from orders.api.views import order_filters
+from orders.models import OrderStatus
+from orders.serializers import OrderSerializer
+from orders.services import access
+
+PAGE_SIZE = 100
+STATUS_LABELS = {
+    OrderStatus.QUEUED: _("Queued"),
+    OrderStatus.PROCESSING: _("Processing"),
+    OrderStatus.UNKNOWN: _("Unknown"),
+    OrderStatus.SUCCESS: _("Success"),
+    OrderStatus.FAILED: _("Failed"),
+    OrderStatus.CANCELLED: _("Cancelled"),
+    OrderStatus.EXPIRED: _("Expired"),
+}
+SIDE_LABELS = {"buy": _("Buy"), "sell": _("Sell")}
+TYPE_LABELS = {"market": _("Market"), "limit": _("Limit")}
+# An order resting on the book (orders.services.execution.RESTING_STATES) can be cancelled.
+RESTING_STATES = ("open", "partially_filled")
+
+
+def _number(value) -> str:
+    """A Decimal as plain digits (the serializer normalises 10 to 1E+1)."""
+    if value is None:
+        return ""
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+def _row(order: dict, *, can_trade: bool) -> dict:
+    """What a table row shows of one serialized order (the script builds the same)."""
+    stamp = order["timestamp"] or ""
+    status = order["status"]
+    resting = status == OrderStatus.SUCCESS and order["exchange_state"] in RESTING_STATES
+    return {
+        **order,
+        "time": f"{stamp[5:10]} {stamp[11:19]}",
+        "amount_text": _number(order["amount"]),
+        "price_text": _number(order["price"]),
+        "status_label": STATUS_LABELS.get(status, status),
+        "side_label": SIDE_LABELS.get(order["side"], order["side"]),
+        "type_label": TYPE_LABELS.get(order["order_type"], order["order_type"]),
+        "can_cancel": can_trade and (status == OrderStatus.QUEUED or resting),
+        "can_retry": can_trade and status in (OrderStatus.FAILED, OrderStatus.EXPIRED),
+    }
+
+
+def age_text(seconds: float | None) -> str:
+    """A waiting time as people read it: 12 s, 3 min 5 s, 15 min, 2 h 4 min, 3 d 4 h
+    (the script's age() says the same)."""
+    if seconds is None:
+        return ""
+    total = max(0, int(seconds))
+    d, h, m, s = total // 86400, total // 3600 % 24, total // 60 % 60, total % 60
+    if d:
+        return _("%(d)s d %(h)s h") % {"d": d, "h": h}
+    if h:
+        return _("%(h)s h %(m)s min") % {"h": h, "m": m}
+    if m >= 10:
+        return _("%(m)s min") % {"m": m}
+    if m:
+        return _("%(m)s min %(s)s s") % {"m": m, "s": s}
+    return _("%(s)s s") % {"s": s}
+
+
+def _compare(stats: dict) -> list[tuple]:
+    """Today against yesterday: (key, label, today, yesterday, change, tone) rows."""
+    today, yesterday = stats["today"], stats["yesterday"]
+    rows = []
+    for key, label, better in COMPARED:
+        a, b = today[key], yesterday[key]
+        change = round(a - b, 2)
+        if key == "success_rate":
+            text = (f"{a:.2f} %", f"{b:.2f} %", f"{change:+.2f} pp" if change else "0")
+        else:
+            text = (str(a), str(b), f"{change:+d}" if change else "0")
+        tone = "" if not change or better is None else ("up" if (change > 0) == better else "down")
+        rows.append((key, label, *text, tone))
+    return rows
+
+
+# (key, label, whether more is better: True, False or None for neither)
+COMPARED = [
+    ("total", _("Total"), None),
+    ("success", _("Success"), True),
+    ("failed", _("Failed"), False),
+    ("success_rate", _("Success rate"), True),
+    ("cancelled", _("Cancelled"), None),
+    ("expired", _("Expired"), False),
+    ("pending", _("Pending"), None),
+]
+
+
+def _account_states(account: dict) -> list[tuple[str, str]]:
+    states = []
+    if not account["enabled"]:
+        states.append(("disabled", _("Disabled")))
+    if account["paused"]:
+        states.append(("paused", _("Paused")))
+    if account["config_error"]:
+        states.append(("config", _("Config error")))
+    if account["locked"]:
+        states.append(("locked", _("Working")))
+    return states or [("ready", _("Ready"))]
+
+
+def _groups(stats: dict) -> list[tuple[str, str, list[tuple[str, dict]]]]:
+    return [
+        ("by_account", _("By account"), list(stats["by_account"].items())),
+        ("by_strategy", _("By strategy"), list(stats["by_strategy"].items())),
+        ("by_symbol", _("By symbol"), list(stats["by_symbol"].items())),
+    ]
+
+
+@never_cache
+@login_required
+def dashboard(request):
+    """GET /order-scheduler: status, order history (the filters and page in the query
+    string, as the order list API takes them) and statistics."""
+    user = request.user
+    if not access.can_view(user):
+        raise PermissionDenied
+    allowed = access.allowed_account_ids(user)
+    can_trade = access.can_trade(user)
+    query = OrdersQuerySerializer(data=request.GET)
+    filters = order_filters(request, query)
+    page, filter_errors = None, {}
+    if isinstance(filters, Response):  # a bad filter: the page says why, next to it
+        filter_errors = filters.data.get("errors") or {"account": [filters.data["error"]]}
+    else:
+        try:
+            page = selectors.order_history(filters=filters, limit=PAGE_SIZE, after=query.validated_data.get("cursor"))
+        except selectors.QueryError as exc:
+            filter_errors = {exc.field: [exc.message]}
+    orders = OrderSerializer(page.orders, many=True).data if page else []
+    status = selectors.scheduler_status(accounts=allowed)
+    stats = selectors.statistics(accounts=allowed)
+    config = {
+        "urls": {
+            "status": reverse("api-status"),
+            "orders": reverse("api-orders"),
+            "orders_csv": reverse("api-orders-csv"),
+            "stats": reverse("api-stats"),
+            "submit": reverse("api-submit"),
+            "pause": reverse("api-pause"),
+            "resume": reverse("api-resume"),
+            "login": settings.LOGIN_URL,
+        },
+        "page_size": PAGE_SIZE,
+        "refresh_ms": 5000,
+        "can_trade": can_trade,
+        "can_operate": access.can_operate(user),
+    }
+    initial = {
+        "status": status,
+        "stats": stats,
+        "orders": {
+            "orders": orders,
+            "next_cursor": page.next_cursor if page else None,
+            "has_more": page.has_more if page else False,
+        },
+        "filter_errors": filter_errors,
+    }
+    # The query strings of the page's links: the filters without the page position.
+    filter_params = request.GET.copy()
+    for key in ("cursor", "limit"):
+        filter_params.pop(key, None)
+    next_params = filter_params.copy()
+    if page and page.next_cursor:
+        next_params["cursor"] = page.next_cursor
+    selected = request.GET.getlist("status")
+    selected = {part for value in selected for part in value.split(",")}
+    context = {
+        "config_json": json_script(config, "dashboard-config"),
+        "initial_json": json_script(initial, "initial-data", encoder=JSONEncoder),
+        "status": status,
+        "stats": stats,
+        "groups": _groups(stats),
+        "rows": [_row(order, can_trade=can_trade) for order in orders],
+        "page": page,
+        "filter_errors": filter_errors,
+        "params": request.GET,
+        "csv_query": filter_params.urlencode(),
+        "first_query": filter_params.urlencode(),
+        "next_query": next_params.urlencode(),
+        "oldest_age": age_text(status["oldest_queued_age_seconds"]),
+        "compare": _compare(stats),
+        "durations": [
+            ("queue_wait_ms", _("Queue wait"), stats["durations"]["queue_wait_ms"]),
+            ("execution_ms", _("Execution"), stats["durations"]["execution_ms"]),
+        ],
+        "statuses": [(value, STATUS_LABELS[value], value in selected) for value in OrderStatus.values],
+        "accounts": [{**account, "states": _account_states(account)} for account in status["accounts"]],
+        "can_trade": can_trade,
+        "can_operate": config["can_operate"],
+        "time_zone": stats["time_zone"],
+    }
+    return render(request, "orders/dashboard.html", context)
