@@ -40,6 +40,16 @@ def journal_dir(settings, tmp_path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts in the default language: a request in Chinese (LocaleMiddleware)
+    leaves its language active in the thread, which would translate later messages."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest.fixture
 def accounts(db):
     return sync_accounts()

@@ -19,6 +19,7 @@ ENDPOINTS = {
     "/api/order-scheduler/submit": {"post": {"200", "201", "400", "401", "403", "409"}},
     "/api/order-scheduler/status": {"get": {"200", "401", "403"}},
     "/api/order-scheduler/orders": {"get": {"200", "400", "401", "403"}},
+    "/api/order-scheduler/orders.csv": {"get": {"200", "400", "401", "403"}},
     "/api/order-scheduler/orders/{request_id}": {"get": {"200", "404", "401", "403"}},
     "/api/order-scheduler/stats": {"get": {"200", "400", "401", "403"}},
     "/api/order-scheduler/orders/{request_id}/cancel": {"post": {"200", "201", "404", "409", "401", "403"}},

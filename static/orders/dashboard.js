@@ -306,8 +306,12 @@ function renderAccounts(accounts) {
 
 // --- Statistics and charts ---------------------------------------------------------------------
 
-function renderStats(stats) {
+function renderStats(stats, { adopt = false } = {}) {
   state.stats = stats;
+  if (adopt) {
+    drawCharts(stats);
+    return;
+  }
   $("#stats-date").textContent = `${stats.date} · ${stats.time_zone}`;
   const compare = COMPARED.map(([key, label, better]) => {
     const a = stats.today[key], b = stats.yesterday[key];
@@ -487,8 +491,8 @@ function statusPill(status) {
 
 function orderRow(o, fresh) {
   const actions = [];
-  if (config.can_trade && canCancel(o)) actions.push(h("button", { type: "button", className: "btn small danger", dataset: { action: "cancel" } }, gettext("Cancel")));
-  if (config.can_trade && canRetry(o)) actions.push(h("button", { type: "button", className: "btn small", dataset: { action: "retry" } }, gettext("Retry")));
+  if (config.can_trade && canCancel(o)) actions.push(h("button", { type: "button", className: "btn small danger js-only", dataset: { action: "cancel" } }, gettext("Cancel")));
+  if (config.can_trade && canRetry(o)) actions.push(h("button", { type: "button", className: "btn small js-only", dataset: { action: "retry" } }, gettext("Retry")));
   return h(
     "tr",
     { dataset: { id: o.request_id }, className: `row-${o.status}${fresh ? " fresh" : ""}` },
@@ -510,10 +514,14 @@ function orderRow(o, fresh) {
 
 // Rebuilds the table only when the orders changed; `highlight` marks the orders that
 // were not there before (a refresh of the same view, not a new filter or page).
-function renderOrders(page, { highlight = false } = {}) {
+// `adopt`: the rows on the page are the server's rendering of these very orders.
+function renderOrders(page, { highlight = false, adopt = false } = {}) {
   state.page = page;
   const key = JSON.stringify(page.orders);
-  if (key !== state.ordersKey) {
+  if (adopt) {
+    state.ordersKey = key;
+    state.shownIds = new Set(page.orders.map((o) => o.request_id));
+  } else if (key !== state.ordersKey) {
     const columns = $$("#orders-table thead th").length;
     const rows = page.orders.map((o) => orderRow(o, highlight && !state.shownIds.has(o.request_id)));
     if (!rows.length) rows.push(h("tr", { className: "empty" }, h("td", { colspan: columns }, gettext("No orders match these filters."))));
@@ -905,7 +913,6 @@ function setupSubmit() {
   // order after a success gets a new one.
   let key = "";
   let keyFor = "";
-  opener.hidden = false;
   const clearErrors = () => {
     for (const node of $$("[data-error-for]", form)) {
       node.textContent = "";
@@ -998,7 +1005,6 @@ function setupSubmit() {
 
 function setupTheme() {
   const toggle = $("#theme-toggle");
-  toggle.hidden = false;
   const label = () => {
     const dark = document.documentElement.dataset.theme !== "light";
     toggle.setAttribute("aria-label", dark ? gettext("Switch to the light theme") : gettext("Switch to the dark theme"));
@@ -1027,15 +1033,14 @@ function boot() {
   params.delete("limit");
   state.filters = params;
   if (state.cursor) state.back = [null];
-  for (const node of $$('[data-action="toggle-trading"], [data-action$="-account"]')) node.hidden = false;
   setupTheme();
   setupFilters();
   setupActions();
   setupSubmit();
-  renderStatus(state.status);
-  renderOrders(state.page);
-  showFilterError(initial.filter_errors);
-  renderStats(state.stats);
+  // The server rendered this very data: its DOM is kept as it is (no second layout of
+  // the whole page before the first paint); the script adds the charts and takes over.
+  renderOrders(state.page, { adopt: true });
+  renderStats(state.stats, { adopt: true });
   requestAnimationFrame(() => performance.mark("dashboard-drawn"));
   tick();
   setInterval(tick, 1000);
