@@ -21,7 +21,9 @@ pytestmark = pytest.mark.django_db
 
 def embedded(response, element_id: str) -> dict:
     """The JSON the page hands its script (json_script)."""
-    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', response.content.decode(), re.S)
+    match = re.search(
+        rf'<script id="{element_id}" type="application/json">(.*?)</script>', response.content.decode(), re.S
+    )
     assert match, f"no #{element_id} in the page"
     return json.loads(match.group(1))
 
