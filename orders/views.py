@@ -109,17 +109,18 @@ COMPARED = [
 ]
 
 
-def _account_states(account: dict) -> list[tuple[str, str]]:
+def _account_states(account: dict) -> list[tuple[str, str, str]]:
+    """(state, label, detail) tags of an account (the script's accountStates())."""
     states = []
     if not account["enabled"]:
-        states.append(("disabled", _("Disabled")))
+        states.append(("disabled", _("Disabled"), ""))
     if account["paused"]:
-        states.append(("paused", _("Paused")))
+        states.append(("paused", _("Paused"), account["pause_reason"]))
     if account["config_error"]:
-        states.append(("config", _("Config error")))
+        states.append(("config", _("Config error"), account["config_error"]))
     if account["locked"]:
-        states.append(("locked", _("Working")))
-    return states or [("ready", _("Ready"))]
+        states.append(("locked", _("Working"), ""))
+    return states or [("ready", _("Ready"), "")]
 
 
 def _groups(stats: dict) -> list[tuple[str, str, list[tuple[str, dict]]]]:

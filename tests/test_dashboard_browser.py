@@ -70,7 +70,7 @@ class Watched:
 
 
 @pytest.fixture
-def context(browser, request):
+def context(browser):
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     context.set_default_timeout(15_000)
     yield context
@@ -198,6 +198,29 @@ def test_it_shows_an_order_submitted_through_the_api_within_one_refresh(live_ser
     page.wait_for_function("() => document.querySelector('[data-bind=queue_size]').textContent === '1'")
     assert re.match(r"Updated \d+ s ago", page.locator("#updated").inner_text())
     shoot(page)
+    assert watched.problems == []
+
+
+def test_it_pauses_the_refresh_while_the_tab_is_hidden_and_catches_up_when_shown(live_server, context, accounts):
+    user = user_with_role("bo", "viewer")
+    sign_in(context, live_server.url, user)
+    watched = open_dashboard(context, live_server.url)
+    page = watched.page
+    calls: list[str] = []
+    page.on("request", lambda r: "/api/order-scheduler/" in r.url and calls.append(r.url))
+    visibility = """state => {
+        Object.defineProperty(document, 'visibilityState', {value: state, configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }"""
+
+    page.evaluate(visibility, "hidden")
+    page.wait_for_timeout(7_000)  # longer than one refresh period: nothing may be asked for
+    assert calls == []
+    order = make_order(created_at=timezone.now(), status=OrderStatus.QUEUED)
+
+    page.evaluate(visibility, "visible")
+    page.locator(f'#orders-body tr[data-id="{order.request_id}"]').wait_for(timeout=3_000)
+    assert any("/status" in url for url in calls) and any("/orders?" in url for url in calls)
     assert watched.problems == []
 
 

@@ -95,6 +95,7 @@ const state = {
   down: false,
   authLost: false,
   busy: false,
+  again: false,
   timer: null,
   ordersSeq: 0,
   shownIds: new Set(),
@@ -432,7 +433,7 @@ function buildCharts(data) {
         { type: "line", label: gettext("Failed yesterday"), data: data.hourly.series[4], borderColor: fade(c.failed, 0.7), borderDash: [5, 4], pointRadius: 0, borderWidth: 2, tension: 0.25 },
       ],
     },
-    options: chartOptions(c, { scales: { x: axis(c, { stacked: true }), y: axis(c, { stacked: true, beginAtZero: true }) } }),
+    options: chartOptions(c, { scales: { x: axis(c, { stacked: true }), y: axis(c, { stacked: true, beginAtZero: true, ticks: { color: c.text, precision: 0 } }) } }),
   });
   state.charts.rates = new Chart($("#chart-rates"), {
     type: "bar",
@@ -498,6 +499,7 @@ function orderRow(o, fresh) {
     { dataset: { id: o.request_id }, className: `row-${o.status}${fresh ? " fresh" : ""}` },
     h("td", { className: "nowrap num", title: o.timestamp }, shortTime(o.timestamp)),
     h("td", {}, statusPill(o.status)),
+    config.can_trade ? h("td", { className: "row-actions" }, actions) : null,
     h("td", {}, o.account_id),
     h("td", { className: "nowrap" }, o.symbol),
     h("td", { className: `side-${o.side}` }, SIDE_LABELS[o.side] || o.side),
@@ -508,7 +510,6 @@ function orderRow(o, fresh) {
     h("td", {}, o.strategy_name),
     h("td", { className: "mono" }, h("a", { className: "open-detail", href: `${config.urls.orders}/${encodeURIComponent(o.request_id)}` }, o.request_id)),
     h("td", { className: "mono" }, o.order_id || "—"),
-    config.can_trade ? h("td", { className: "row-actions" }, actions) : null,
   );
 }
 
@@ -599,6 +600,14 @@ async function loadOrders({ spinner = false } = {}) {
 
 // --- Refresh ---------------------------------------------------------------------------------------
 
+const seen = {};
+function changed(name, data) {
+  const key = JSON.stringify(data);
+  if (seen[name] === key) return false;
+  seen[name] = key;
+  return true;
+}
+
 function schedule(delay) {
   clearTimeout(state.timer);
   state.timer = null;
@@ -606,9 +615,14 @@ function schedule(delay) {
   state.timer = setTimeout(refresh, delay ?? (state.down ? RETRY_WHEN_DOWN_MS : config.refresh_ms));
 }
 
+// One refresh at a time; one asked for meanwhile (after an action) runs right after.
 async function refresh() {
-  if (state.busy) return;
+  if (state.busy) {
+    state.again = true;
+    return;
+  }
   state.busy = true;
+  state.again = false;
   clearTimeout(state.timer);
   try {
     const [status, stats, orders] = await Promise.all([api(config.urls.status), api(config.urls.stats), loadOrders()]);
@@ -620,14 +634,15 @@ async function refresh() {
       return;
     }
     markUp();
-    if (status.ok) renderStatus(status.data.status);
-    if (stats.ok) renderStats(stats.data.stats);
+    // Unchanged figures leave the page (and the charts) alone.
+    if (status.ok && changed("status", status.data.status)) renderStatus(status.data.status);
+    if (stats.ok && changed("stats", stats.data.stats)) renderStats(stats.data.stats);
   } catch (error) {
     if (!(error instanceof Unreachable)) console.warn("refresh failed", error);
     markDown();
   } finally {
     state.busy = false;
-    schedule();
+    schedule(state.again ? 0 : undefined);
   }
 }
 
@@ -1041,6 +1056,8 @@ function boot() {
   // the whole page before the first paint); the script adds the charts and takes over.
   renderOrders(state.page, { adopt: true });
   renderStats(state.stats, { adopt: true });
+  changed("status", state.status);
+  changed("stats", state.stats);
   requestAnimationFrame(() => performance.mark("dashboard-drawn"));
   tick();
   setInterval(tick, 1000);
