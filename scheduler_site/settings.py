@@ -19,6 +19,7 @@ from scheduler_site.env import (
     env_list,
     env_matching,
     env_path,
+    env_rate,
     env_str,
     env_time_zone,
     env_url,
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "orders.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -258,6 +260,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "orders.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
+    # Submits per user (and per address when anonymous); 429 with Retry-After past it.
+    "DEFAULT_THROTTLE_RATES": {"submit": env_rate("ORDER_SCHEDULER_SUBMIT_RATE", "6000/min")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from orders import selectors
@@ -35,6 +36,8 @@ AUTH_ERRORS = {401: schema.ErrorSerializer, 403: schema.ErrorSerializer}
 
 class SubmitView(APIView):
     permission_classes = [CanTrade]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "submit"
 
     @extend_schema(
         operation_id="submit",
