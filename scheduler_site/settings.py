@@ -121,10 +121,19 @@ if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
 
 # The cache is shared by every process: django-q2 publishes cluster liveness there,
 # which the status endpoint reads.
+# Submit throttling counts in Redis when there is one (exact across web processes);
+# otherwise in each web process's memory (the rate then applies per process), which
+# spares every submit a database write.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        "throttle": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+    }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"},
+        "throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"},
+    }
 
 Q_WORKERS = env_int("Q_WORKERS", 4, minimum=1, maximum=64)
 Q_TIMEOUT = env_int("Q_TIMEOUT", 300, minimum=5)

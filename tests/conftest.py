@@ -171,3 +171,12 @@ def user_with_role(username: str, role: str = "trader", accounts=()):
     for account_id in accounts:
         AccountGrant.objects.create(user=user, account_id=account_id)
     return user
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    """Submit throttle counts live in process memory on the embedded default: start each
+    test with none."""
+    from django.core.cache import caches
+
+    caches["throttle"].clear()

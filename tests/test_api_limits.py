@@ -4,8 +4,8 @@ import json
 
 import pytest
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle
 
+from orders.api.permissions import SubmitRateThrottle
 from orders.models import Order
 
 URL = "/api/order-scheduler/submit"
@@ -14,7 +14,7 @@ ORDER = {"account_id": "account_main", "symbol": "BTC/USDT:USDT", "side": "buy",
 
 @pytest.mark.django_db
 def test_it_throttles_submits_per_user_with_retry_after(api, accounts, monkeypatch):
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"submit": "3/min"})
+    monkeypatch.setattr(SubmitRateThrottle, "THROTTLE_RATES", {"submit": "3/min"})
 
     codes = [api.post(URL, ORDER, format="json").status_code for _ in range(4)]
 
@@ -32,7 +32,7 @@ def test_it_throttles_each_user_separately(api, accounts, monkeypatch):
 
     from tests.conftest import user_with_role
 
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"submit": "1/min"})
+    monkeypatch.setattr(SubmitRateThrottle, "THROTTLE_RATES", {"submit": "1/min"})
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user_with_role('other')).key}")
 

@@ -9,13 +9,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from orders import selectors
 from orders.api import schema
 from orders.api.errors import error_response
-from orders.api.permissions import CanOperate, CanTrade, CanView
+from orders.api.permissions import CanOperate, CanTrade, CanView, SubmitRateThrottle
 from orders.api.serializers import (
     IDEMPOTENCY_KEY_RE,
     ControlRequestSerializer,
@@ -36,7 +35,7 @@ AUTH_ERRORS = {401: schema.ErrorSerializer, 403: schema.ErrorSerializer}
 
 class SubmitView(APIView):
     permission_classes = [CanTrade]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [SubmitRateThrottle]
     throttle_scope = "submit"
 
     @extend_schema(
