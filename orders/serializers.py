@@ -5,6 +5,8 @@ side, order_type, amount, leverage, strategy_name, status, order_id); everything
 an addition. Numbers stay JSON numbers.
 """
 
+import copy
+
 from rest_framework import serializers
 
 from orders.models import MarginMode, Order
@@ -38,6 +40,16 @@ class OrderSerializer(serializers.ModelSerializer):
     queued_at = serializers.DateTimeField(source="created_at")
     queue_wait_ms = serializers.SerializerMethodField()
     execution_ms = serializers.SerializerMethodField()
+
+    _fields_template: dict | None = None
+
+    def get_fields(self):
+        # ModelSerializer rebuilds every field from the model on each use (over a
+        # millisecond per response); build them once and hand out copies, as DRF itself
+        # does for declared fields.
+        if OrderSerializer._fields_template is None:
+            OrderSerializer._fields_template = super().get_fields()
+        return copy.deepcopy(OrderSerializer._fields_template)
 
     class Meta:
         model = Order

@@ -19,6 +19,7 @@ from scheduler_site.env import (
     env_list,
     env_matching,
     env_path,
+    env_rate,
     env_str,
     env_time_zone,
     env_url,
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "orders.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -119,10 +121,19 @@ if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
 
 # The cache is shared by every process: django-q2 publishes cluster liveness there,
 # which the status endpoint reads.
+# Submit throttling counts in Redis when there is one (exact across web processes);
+# otherwise in each web process's memory (the rate then applies per process), which
+# spares every submit a database write.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        "throttle": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+    }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"},
+        "throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"},
+    }
 
 Q_WORKERS = env_int("Q_WORKERS", 4, minimum=1, maximum=64)
 Q_TIMEOUT = env_int("Q_TIMEOUT", 300, minimum=5)
@@ -258,6 +269,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "orders.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
+    # Submits per user (and per address when anonymous); 429 with Retry-After past it.
+    "DEFAULT_THROTTLE_RATES": {"submit": env_rate("ORDER_SCHEDULER_SUBMIT_RATE", "6000/min")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -5,7 +5,7 @@ import copy
 import itertools
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -176,3 +176,25 @@ def query_plans(captured_queries) -> list[tuple[str, list[str]]]:
                 cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
                 plans.append((query["sql"], [row[-1] for row in cursor.fetchall()]))
     return plans
+
+
+SEED_TIME = datetime(2026, 2, 21, 7, 30, tzinfo=UTC)
+
+
+def make_seed_order(request_id: str, **fields) -> Order:
+    """An order like the seed report's example (success, 0.001 BTC/USDT:USDT on account_main)."""
+    values = {
+        "account_id": "account_main",
+        "symbol": "BTC/USDT:USDT",
+        "side": "buy",
+        "order_type": "market",
+        "amount": Decimal("0.001"),
+        "leverage": 10,
+        "margin_mode": "cross",
+        "strategy_name": "bottom_signal_long",
+        "status": OrderStatus.SUCCESS,
+        "order_id": "987654321",
+        "created_at": SEED_TIME,
+        **fields,
+    }
+    return Order.objects.create(request_id=request_id, client_order_id=client_order_id_for(request_id), **values)

@@ -176,8 +176,17 @@ def user_with_role(username: str, role: str = "trader", accounts=()):
 
     from orders.models import AccountGrant
 
-    user = get_user_model().objects.create_user(username, password=f"pw-{username}-123")
+    user = get_user_model().objects.create_user(username, password=f"pw-{username}-123", is_staff=role == "admin")
     user.groups.add(Group.objects.get(name=role))
     for account_id in accounts:
         AccountGrant.objects.create(user=user, account_id=account_id)
     return user
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    """Submit throttle counts live in process memory on the embedded default: start each
+    test with none."""
+    from django.core.cache import caches
+
+    caches["throttle"].clear()

@@ -133,3 +133,17 @@ def test_it_audits_a_failed_login_without_the_password(client, accounts):
     assert event.target == "mallory"
     assert event.source == "127.0.0.1"
     assert "hunter2" not in json.dumps(event.changes)
+
+
+@pytest.mark.django_db
+def test_it_exports_the_audit_trail_as_jsonl_filtered(accounts, tmp_path):
+    submit()
+    pause(account_id="account_main", reason="export me")
+    target = tmp_path / "audit.jsonl"
+
+    call_command("export_audit", "--action", "pause", "--output", str(target))
+
+    [line] = [json.loads(text) for text in target.read_text().splitlines()]
+    assert (line["action"], line["target"], line["changes"]) == ("pause", "account_main", {"reason": "export me"})
+    with pytest.raises(CommandError, match="--since"):
+        call_command("export_audit", "--since", "yesterday-ish")

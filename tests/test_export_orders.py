@@ -12,28 +12,10 @@ from django.db import connection
 
 from orders.models import Order, OrderStatus
 from orders.serializers import order_record
-from orders.services.submit import client_order_id_for
+from tests.api_helpers import SEED_TIME, make_seed_order
 from tests.conftest import BASE_DIR, subprocess_env
 
-T0 = datetime(2026, 2, 21, 7, 30, tzinfo=UTC)
-
-
-def make_order(request_id: str, **fields) -> Order:
-    values = {
-        "account_id": "account_main",
-        "symbol": "BTC/USDT:USDT",
-        "side": "buy",
-        "order_type": "market",
-        "amount": Decimal("0.001"),
-        "leverage": 10,
-        "margin_mode": "cross",
-        "strategy_name": "bottom_signal_long",
-        "status": OrderStatus.SUCCESS,
-        "order_id": "987654321",
-        "created_at": T0,
-        **fields,
-    }
-    return Order.objects.create(request_id=request_id, client_order_id=client_order_id_for(request_id), **values)
+T0 = SEED_TIME
 
 
 def export(*args: str) -> tuple[list[str], str]:
@@ -53,7 +35,7 @@ def ordered(**filters) -> list[Order]:
 
 def tricky_orders() -> None:
     """Orders exercising every kind of value the representation formats."""
-    first = make_order(
+    first = make_seed_order(
         "ORD_1",
         started_at=T0 + timedelta(microseconds=40_123),
         finished_at=T0 + timedelta(seconds=1, microseconds=7),
@@ -64,7 +46,7 @@ def tricky_orders() -> None:
         exchange_state="filled",
         attempts=2,
     )
-    make_order(
+    make_seed_order(
         "ORD_2:retry",
         retry_of=first,
         status=OrderStatus.FAILED,
@@ -76,7 +58,7 @@ def tricky_orders() -> None:
         priority=-5,
         reduce_only=True,
     )
-    make_order(
+    make_seed_order(
         "spot.limit-3",
         symbol="BTC/USDT",
         order_type="limit",
@@ -90,7 +72,7 @@ def tricky_orders() -> None:
         expires_at=T0 + timedelta(hours=1),
         created_at=T0 - timedelta(days=400),
     )
-    make_order("ORD_4", account_id="account_hedge", status=OrderStatus.UNKNOWN, started_at=T0, amount_unit="contracts")
+    make_seed_order("ORD_4", account_id="account_hedge", status=OrderStatus.UNKNOWN, started_at=T0, amount_unit="contracts")
 
 
 @pytest.mark.django_db
@@ -127,12 +109,12 @@ def test_it_writes_a_file_with_the_api_field_names(accounts, tmp_path):
 @pytest.mark.django_db
 def test_it_filters_by_local_dates_account_status_and_strategy(accounts, settings):
     settings.TIME_ZONE = "Asia/Shanghai"  # UTC+8: local midnight of the 21st is 16:00 UTC on the 20th
-    make_order("before", created_at=datetime(2026, 2, 20, 15, 59, 59, tzinfo=UTC))
-    make_order("first-local-minute", created_at=datetime(2026, 2, 20, 16, 0, tzinfo=UTC))
-    make_order("failed", created_at=datetime(2026, 2, 21, 3, 0, tzinfo=UTC), status=OrderStatus.FAILED)
-    make_order("hedge", created_at=datetime(2026, 2, 21, 4, 0, tzinfo=UTC), account_id="account_hedge")
-    make_order("manual", created_at=datetime(2026, 2, 21, 5, 0, tzinfo=UTC), strategy_name="manual")
-    make_order("next-local-day", created_at=datetime(2026, 2, 21, 16, 0, tzinfo=UTC))
+    make_seed_order("before", created_at=datetime(2026, 2, 20, 15, 59, 59, tzinfo=UTC))
+    make_seed_order("first-local-minute", created_at=datetime(2026, 2, 20, 16, 0, tzinfo=UTC))
+    make_seed_order("failed", created_at=datetime(2026, 2, 21, 3, 0, tzinfo=UTC), status=OrderStatus.FAILED)
+    make_seed_order("hedge", created_at=datetime(2026, 2, 21, 4, 0, tzinfo=UTC), account_id="account_hedge")
+    make_seed_order("manual", created_at=datetime(2026, 2, 21, 5, 0, tzinfo=UTC), strategy_name="manual")
+    make_seed_order("next-local-day", created_at=datetime(2026, 2, 21, 16, 0, tzinfo=UTC))
 
     def ids(*args):
         return [json.loads(line)["request_id"] for line in export(*args)[0]]
@@ -152,8 +134,8 @@ def test_it_filters_by_local_dates_account_status_and_strategy(accounts, setting
 @pytest.mark.django_db
 def test_it_pages_through_orders_sharing_one_timestamp_exactly_once(accounts):
     for i in range(11):
-        make_order(f"same-{i:02d}", created_at=T0)
-    make_order("earlier", created_at=T0 - timedelta(seconds=1))
+        make_seed_order(f"same-{i:02d}", created_at=T0)
+    make_seed_order("earlier", created_at=T0 - timedelta(seconds=1))
 
     lines, _ = export("--chunk-size", "3")
 
@@ -175,7 +157,7 @@ def test_it_pages_through_orders_sharing_one_timestamp_exactly_once(accounts):
     ],
 )
 def test_it_refuses_bad_arguments_with_one_line_and_writes_nothing(accounts, tmp_path, args, message):
-    make_order("ORD_1")
+    make_seed_order("ORD_1")
     target = tmp_path / "out" / "orders.jsonl"
     target.parent.mkdir()
     out = StringIO()
@@ -222,8 +204,8 @@ def test_it_exits_non_zero_with_one_readable_line_from_the_shell(tmp_path):
 @pytest.mark.django_db
 def test_it_keeps_the_previous_file_whole_when_an_export_fails_midway(accounts, tmp_path):
     for i in range(5):
-        make_order(f"ORD_{i}", created_at=T0 + timedelta(seconds=i))
-    broken = make_order("ORD_broken", created_at=T0 + timedelta(days=1))
+        make_seed_order(f"ORD_{i}", created_at=T0 + timedelta(seconds=i))
+    broken = make_seed_order("ORD_broken", created_at=T0 + timedelta(days=1))
     with connection.cursor() as cursor:  # a corrupt row: its amount cannot be read back as a number
         cursor.execute("UPDATE orders_order SET amount = 'garbage' WHERE id = %s", [broken.pk])
     target = tmp_path / "orders.jsonl"
@@ -240,8 +222,8 @@ def test_it_keeps_the_previous_file_whole_when_an_export_fails_midway(accounts, 
 def test_it_reads_a_datetime_without_offset_as_local_time(accounts, settings):
     settings.TIME_ZONE = "America/New_York"
     local = datetime(2026, 7, 1, 9, 0, tzinfo=ZoneInfo("America/New_York"))  # 13:00 UTC (EDT)
-    make_order("at-nine-local", created_at=local)
-    make_order("a-minute-before", created_at=local - timedelta(minutes=1))
+    make_seed_order("at-nine-local", created_at=local)
+    make_seed_order("a-minute-before", created_at=local - timedelta(minutes=1))
 
     lines, _ = export("--since", "2026-07-01T09:00:00")
 

@@ -11,9 +11,10 @@ from django.core.management import CommandError, call_command
 
 from orders.models import Account, Order, OrderStatus
 from orders.services.submit import client_order_id_for
+from tests.api_helpers import SEED_TIME, make_seed_order
 from tests.conftest import BASE_DIR, subprocess_env
 
-T0 = datetime(2026, 2, 21, 7, 30, tzinfo=UTC)
+T0 = SEED_TIME
 
 # The seed report's order example (contract/orders.response.json), as its older system
 # wrote it to executions_YYYYMMDD.jsonl.
@@ -55,24 +56,6 @@ def snapshot() -> list[tuple]:
     return list(Order.objects.order_by("id").values_list())
 
 
-def make_order(request_id: str, **fields) -> Order:
-    values = {
-        "account_id": "account_main",
-        "symbol": "BTC/USDT:USDT",
-        "side": "buy",
-        "order_type": "market",
-        "amount": Decimal("0.001"),
-        "leverage": 10,
-        "margin_mode": "cross",
-        "strategy_name": "bottom_signal_long",
-        "status": OrderStatus.SUCCESS,
-        "order_id": "987654321",
-        "created_at": T0,
-        **fields,
-    }
-    return Order.objects.create(request_id=request_id, client_order_id=client_order_id_for(request_id), **values)
-
-
 @pytest.mark.django_db
 def test_it_imports_the_seed_line_reading_its_naive_timestamp_as_local_time(accounts, settings, tmp_path):
     settings.TIME_ZONE = "Asia/Shanghai"
@@ -106,7 +89,7 @@ def test_it_honours_an_offset_in_the_timestamp(accounts, settings, tmp_path):
 @pytest.mark.django_db
 def test_it_round_trips_an_export_into_an_empty_database_identically(accounts, settings, tmp_path):
     settings.TIME_ZONE = "Europe/Berlin"
-    original = make_order(
+    original = make_seed_order(
         "ORD_1",
         started_at=T0 + timedelta(microseconds=40_123),
         finished_at=T0 + timedelta(seconds=1, microseconds=7),
@@ -117,7 +100,7 @@ def test_it_round_trips_an_export_into_an_empty_database_identically(accounts, s
         exchange_state="filled",
         attempts=2,
     )
-    make_order(
+    make_seed_order(
         "ORD_2:retry",
         retry_of=original,
         status=OrderStatus.FAILED,
@@ -129,10 +112,10 @@ def test_it_round_trips_an_export_into_an_empty_database_identically(accounts, s
         reduce_only=True,
         amount_unit="contracts",
     )
-    make_order("ORD_3", symbol="BTC/USDT", order_type="limit", price=Decimal("64000"), amount=Decimal("5"),
+    make_seed_order("ORD_3", symbol="BTC/USDT", order_type="limit", price=Decimal("64000"), amount=Decimal("5"),
                leverage=None, margin_mode="cash", strategy_name="网格", status=OrderStatus.CANCELLED, order_id=None,
                expires_at=T0 + timedelta(hours=1), created_at=T0 - timedelta(days=400))  # fmt: skip
-    make_order("ORD_4", account_id="account_hedge", status=OrderStatus.EXPIRED, order_id=None, created_at=T0)
+    make_seed_order("ORD_4", account_id="account_hedge", status=OrderStatus.EXPIRED, order_id=None, created_at=T0)
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     call_command("export_orders", "-o", str(first), stdout=StringIO())
     Order.objects.all().delete()
@@ -149,7 +132,7 @@ def test_it_round_trips_an_export_into_an_empty_database_identically(accounts, s
 
 @pytest.mark.django_db
 def test_it_skips_lines_whose_request_id_exists_and_never_overwrites_them(accounts, tmp_path):
-    make_order("ORD_1234567890", amount=Decimal("7"), order_id="111", status=OrderStatus.FAILED)
+    make_seed_order("ORD_1234567890", amount=Decimal("7"), order_id="111", status=OrderStatus.FAILED)
     before = snapshot()
     path = write_jsonl(tmp_path / "a.jsonl", [SEED_LINE, seed(request_id="ORD_2"), seed(request_id="ORD_2")])
 
@@ -167,7 +150,7 @@ def test_it_skips_lines_whose_request_id_exists_and_never_overwrites_them(accoun
 
 @pytest.mark.django_db
 def test_it_reports_each_line_it_cannot_take_and_imports_the_rest(accounts, tmp_path):
-    make_order("ORD_existing")
+    make_seed_order("ORD_existing")
     Order.objects.filter(request_id="ORD_existing").update(client_order_id="taken1")
     before = snapshot()
     path = write_jsonl(

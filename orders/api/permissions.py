@@ -1,6 +1,8 @@
-"""Role checks for the API (the rules are in orders.services.access)."""
+"""Role checks and submit throttling for the API (the rules are in orders.services.access)."""
 
+from django.core.cache import caches
 from rest_framework.permissions import BasePermission
+from rest_framework.throttling import ScopedRateThrottle
 
 from orders.services import access
 
@@ -24,3 +26,9 @@ class CanOperate(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return access.can_operate(request.user)
+
+
+class SubmitRateThrottle(ScopedRateThrottle):
+    """Submits per user, counted in the `throttle` cache (see settings.CACHES)."""
+
+    cache = caches["throttle"]

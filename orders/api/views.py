@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from orders import selectors
 from orders.api import schema
 from orders.api.errors import error_response
-from orders.api.permissions import CanOperate, CanTrade, CanView
+from orders.api.permissions import CanOperate, CanTrade, CanView, SubmitRateThrottle
 from orders.api.serializers import (
     IDEMPOTENCY_KEY_RE,
     ControlRequestSerializer,
@@ -38,6 +38,8 @@ AUTH_ERRORS = {401: schema.ErrorSerializer, 403: schema.ErrorSerializer}
 
 class SubmitView(APIView):
     permission_classes = [CanTrade]
+    throttle_classes = [SubmitRateThrottle]
+    throttle_scope = "submit"
 
     @extend_schema(
         operation_id="submit",

@@ -75,12 +75,18 @@ def backoff(attempt: int) -> float:
 
 
 def wake_account(account_id: str) -> None:
-    """Ask a worker to drain the account, once the current transaction commits."""
+    """Ask a worker to drain the account. With the ORM broker the task row is written in
+    the caller's transaction (committed with the order, or not at all, and one commit
+    fewer); a Redis broker is not transactional, so the task is pushed after the commit."""
     from django_q.tasks import async_task
 
-    transaction.on_commit(
-        lambda: async_task("orders.tasks.drain_account", account_id, task_name=f"drain:{account_id}", group="drain")
-    )
+    def enqueue():
+        async_task("orders.tasks.drain_account", account_id, task_name=f"drain:{account_id}", group="drain")
+
+    if settings.REDIS_URL:
+        transaction.on_commit(enqueue)
+    else:
+        enqueue()
 
 
 def drain_account(*, account_id: str, budget_seconds: float | None = None) -> int:
