@@ -50,6 +50,7 @@ READS = [
     "/api/order-scheduler/status",
     "/api/order-scheduler/orders",
     "/api/order-scheduler/stats",
+    "/api/order-scheduler/orders.csv",
     "/api/schema/",
 ]
 
@@ -65,6 +66,7 @@ def test_it_answers_every_read_endpoint_as_the_role_allows(people, who):
     codes["foreign detail"] = client.get(f"/api/order-scheduler/orders/{foreign}").status_code
     codes["foreign filter"] = client.get("/api/order-scheduler/orders?account=account_poit_main").status_code
     codes["foreign stats"] = client.get("/api/order-scheduler/stats?account=account_poit_main").status_code
+    codes["foreign export"] = client.get("/api/order-scheduler/orders.csv?account=account_poit_main").status_code
     codes["healthz"] = client.get("/healthz").status_code
 
     if who == "anonymous":
@@ -72,7 +74,7 @@ def test_it_answers_every_read_endpoint_as_the_role_allows(people, who):
     elif who == "trader":  # limited to account_main and account_spot
         assert {codes[p] for p in READS} == {200}
         assert (codes["own detail"], codes["foreign detail"]) == (200, 404)
-        assert (codes["foreign filter"], codes["foreign stats"]) == (403, 403)
+        assert (codes["foreign filter"], codes["foreign stats"], codes["foreign export"]) == (403, 403, 403)
     else:
         assert set(codes.values()) == {200}
 
