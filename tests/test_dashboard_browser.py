@@ -1,6 +1,6 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright, against the
 app served over real HTTP (pytest-django's live server; `manage.py serve` where the
-server has to stop and come back). One browser for the session, a new context (fresh
+server has to stop and come back). One browser for the module, a new context (fresh
 cookies and storage) per test; each test leaves a screenshot in test-output/<test>/.
 
 The tests fail, never skip, when Chromium is missing: .ci/run installs it."""
@@ -42,19 +42,29 @@ DRAWN = "() => performance.getEntriesByName('dashboard-drawn').length > 0"
 REFRESH_TIMEOUT_MS = 12_000  # one 5 s refresh, with room for a busy machine
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium for all the browser tests (they are all in this module)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium); the browser tests need it")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests
-    # make between browser steps are still plain synchronous code.
+    # While Playwright's sync API is up, an event loop counts as running in this thread,
+    # and Django refuses ORM calls from it; the tests' ORM calls between browser steps
+    # are plain synchronous code. Only for this module: the flag must not outlive it
+    # (`check --deploy` refuses it in any later subprocess).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 class Watched:

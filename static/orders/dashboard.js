@@ -1055,6 +1055,7 @@ function boot() {
   // The server rendered this very data: its DOM is kept as it is (no second layout of
   // the whole page before the first paint); the script adds the charts and takes over.
   renderOrders(state.page, { adopt: true });
+  if (Object.keys(initial.filter_errors).length) showFilterError(initial.filter_errors);
   renderStats(state.stats, { adopt: true });
   changed("status", state.status);
   changed("stats", state.stats);
