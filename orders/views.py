@@ -21,6 +21,7 @@ from orders.api.views import order_filters
 from orders.models import OrderStatus
 from orders.serializers import OrderSerializer
 from orders.services import access
+from orders.services.execution import RESTING_STATES  # an order resting on the book can be cancelled
 
 PAGE_SIZE = 100
 STATUS_LABELS = {
@@ -34,8 +35,6 @@ STATUS_LABELS = {
 }
 SIDE_LABELS = {"buy": _("Buy"), "sell": _("Sell")}
 TYPE_LABELS = {"market": _("Market"), "limit": _("Limit")}
-# An order resting on the book (orders.services.execution.RESTING_STATES) can be cancelled.
-RESTING_STATES = ("open", "partially_filled")
 
 
 def _number(value) -> str:
@@ -199,8 +198,7 @@ def dashboard(request):
         "page": page,
         "filter_errors": filter_errors,
         "params": request.GET,
-        "csv_query": filter_params.urlencode(),
-        "first_query": filter_params.urlencode(),
+        "filter_query": filter_params.urlencode(),
         "next_query": next_params.urlencode(),
         "oldest_age": age_text(status["oldest_queued_age_seconds"]),
         "compare": _compare(stats),
