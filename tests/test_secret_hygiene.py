@@ -85,11 +85,12 @@ def test_it_never_lets_a_secret_out(world, api, admin_user, client, caplog, sett
     # The admin, as a superuser sees it.
     client.force_login(admin_user)
     for path in ["/admin/orders/account/", "/admin/orders/account/okx_good/change/", "/admin/orders/account/okx_wrong/change/",
-                 "/admin/orders/order/", f"/admin/orders/order/{wrong.pk}/change/",
+                 "/admin/orders/order/", f"/admin/orders/order/{wrong.pk}/change/", "/admin/orders/auditevent/",
+                 "/order-scheduler", "/api/order-scheduler/orders.csv",
                  "/admin/orders/notification/"]:  # fmt: skip
         response = client.get(path)
         assert response.status_code == 200, path
-        produced.append(response.content.decode())
+        produced.append(response.getvalue().decode())  # whole body, streamed or not
     # Exports, the journal, the whole database, the logs, what Telegram received.
     export = tmp_path / "export.jsonl"
     call_command("export_orders", "--output", str(export))
