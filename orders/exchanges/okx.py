@@ -35,7 +35,6 @@ from orders.exchanges.base import (
 )
 from orders.models import Account, AccountMode, AmountUnit
 
-
 MARKETS_TTL = 3600.0
 CLIENT_CLASSES = {"www.okx.com": ccxt.okx, "eea.okx.com": ccxt.myokx, "us.okx.com": ccxt.okxus}
 
@@ -80,12 +79,13 @@ class OkxExchange:
         if not all(self._secrets):
             raise AccountError(f"Account {account.id} has no API credentials configured", code="config")
         self.position_mode = options.get("position_mode", "net")
+        self.timeout_seconds = int(options.get("timeout_ms", 10000)) / 1000
         client_class = CLIENT_CLASSES.get(account.hostname, ccxt.okx)
         config = {
             "apiKey": self._secrets[0],
             "secret": self._secrets[1],
             "password": self._secrets[2],
-            "timeout": int(options.get("timeout_ms", 10000)),
+            "timeout": int(self.timeout_seconds * 1000),
             "enableRateLimit": True,
             "options": {
                 "fetchMarkets": {"types": list(options.get("market_types", ["spot", "swap"]))},

@@ -30,6 +30,7 @@ class PaperExchange:
         self.account_id = account.id
         self.prices = {k: Decimal(str(v)) for k, v in (options.get("reference_prices") or {}).items()}
         self.latency = float(options.get("latency_ms") or 0) / 1000
+        self.timeout_seconds = self.latency + 1.0  # the simulated round trip and its rows
         max_amount = options.get("max_amount")
         self.max_amount = Decimal(str(max_amount)) if max_amount is not None else None
 
