@@ -360,8 +360,9 @@ def _execute(*, order: Order, exchange: Exchange, lease: Lease) -> bool:
                 return False
             Order.objects.filter(pk=order.pk).update(attempts=F("attempts") + 1)
         except AccountError as exc:
-            _fail(order, exc)
+            # Paused first: whoever sees the order failed also sees the account paused.
             pause_account(account_id=order.account_id, reason=exc.message)
+            _fail(order, exc)
             return False
         except FinalError as exc:
             _fail(order, exc)
