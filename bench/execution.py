@@ -26,6 +26,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -346,6 +347,14 @@ class CpuMeter:
         return by_role
 
 
+def idle_cpu(service: Service, seconds: float = 5.0) -> float:
+    """CPU the service's own processes use while nothing happens (polling, heartbeats)."""
+    pids = list(service_roles(service.proc.pid))
+    before = sum(_cpu_ticks(pid) for pid in pids)
+    time.sleep(seconds)
+    return 100.0 * (sum(_cpu_ticks(pid) for pid in pids) - before) / os.sysconf("SC_CLK_TCK") / seconds
+
+
 def _cpu_group(role: str) -> str:
     if role == "worker":
         return "q workers"
@@ -452,8 +461,9 @@ def cold_starts(fake: FakeOKX) -> int:
 
 
 def dispatch(fake: FakeOKX, service: Service, token: str, *, orders: int, warmup: int) -> dict:
-    """Orders one at a time through the HTTP API on one account; each waits for the
-    previous one to finish. Returns latencies (s) created_at -> arrival at the fake."""
+    """Orders one at a time through the HTTP API on one account; each is sent a random
+    0-50 ms after the previous one finished. Returns latencies (s) created_at -> arrival
+    at the fake, created_at -> claim, and the HTTP round trips."""
     from orders.models import Order, OrderStatus
 
     conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
@@ -462,7 +472,10 @@ def dispatch(fake: FakeOKX, service: Service, token: str, *, orders: int, warmup
             "leverage": 10, "strategy_name": "dispatch"}  # fmt: skip
     measured, http_times = [], []
     cold_before = 0
+    pause = random.Random(7)
     for n in range(warmup + orders):
+        # A random pause first: arrivals unrelated to the ORM broker's poll cycle.
+        time.sleep(pause.uniform(0, 0.05))
         if n == warmup:
             fake.reset_stats()
             cold_before = cold_starts(fake)
@@ -488,12 +501,16 @@ def dispatch(fake: FakeOKX, service: Service, token: str, *, orders: int, warmup
     for entry in fake.order_requests:
         for item in entry["orders"]:
             arrivals.setdefault(item.get("clOrdId"), entry["ts"])
-    latencies = []
+    latencies, to_claim = [], []
     for order in Order.objects.filter(request_id__in=measured):
         if order.status != OrderStatus.SUCCESS:
             raise SystemExit(f"dispatch order {order.request_id} ended {order.status}: {order.error_message}")
         latencies.append(arrivals[order.client_order_id] - order.created_at.timestamp())
-    return {"latencies": latencies, "http": http_times, "cold": cold_starts(fake) - cold_before}
+        to_claim.append((order.started_at - order.created_at).total_seconds())
+    if os.environ.get("BENCH_DEBUG"):
+        worst = sorted(zip(latencies, to_claim, strict=True), reverse=True)[:8]
+        print("worst (total, to claim) ms:", [(round(a * 1000), round(b * 1000)) for a, b in worst])
+    return {"latencies": latencies, "to_claim": to_claim, "http": http_times, "cold": cold_starts(fake) - cold_before}
 
 
 # --- throughput ---------------------------------------------------------------------------
@@ -608,6 +625,7 @@ def main() -> None:
     parser.add_argument("--warmup-rounds", type=int, default=60, help="at most, per point")
     parser.add_argument("--sweep-workers", default="4,8", help="extra Q_WORKERS values run at the largest count")
     parser.add_argument("--skip-dispatch", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     counts = parse_counts(args.accounts)
     sweep = [w for w in parse_counts(args.sweep_workers) if w != args.workers]
@@ -642,6 +660,8 @@ def main() -> None:
         service = Service(env, workers=args.workers, log_path=workdir / "serve.log")
         services.append(service)
         sampler = MemorySampler(service.proc.pid)
+        print(f"\nidle service CPU (5 s, nothing queued): {idle_cpu(service):.1f} % of one core "
+              f"(Q_POLL={os.environ.get('Q_POLL', '0.05')}, broker {'Redis' if backend.kind == 'postgres' else 'ORM'})")  # fmt: skip
         if not args.skip_dispatch:
             result = dispatch(fake, service, token, orders=args.dispatch_orders, warmup=args.dispatch_warmup)
             lat, web = result["latencies"], result["http"]
@@ -651,9 +671,16 @@ def main() -> None:
             print(f"    p50 {percentile(lat, 50) * 1000:6.1f} ms   p95 {percentile(lat, 95) * 1000:6.1f} ms   "
                   f"p99 {percentile(lat, 99) * 1000:6.1f} ms   max {max(lat) * 1000:6.1f} ms   "
                   f"cold starts in window: {result['cold']}")  # fmt: skip
+            claim = result["to_claim"]
+            print(
+                f"  of which created_at -> claimed by a worker (started_at): p50 {percentile(claim, 50) * 1000:.1f} ms, "
+                f"p99 {percentile(claim, 99) * 1000:.1f} ms; the rest is the exchange call up to the request's arrival"
+            )
             print(f"  HTTP submit round trip: p50 {percentile(web, 50) * 1000:.1f} ms, "
                   f"p99 {percentile(web, 99) * 1000:.1f} ms")  # fmt: skip
 
+        if args.skip_throughput:
+            return
         fake.inject("latency", path_suffix="trade/batch-orders", seconds=LATENCY)
         rest = sampler.snapshot()
         sampler.start()

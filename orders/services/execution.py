@@ -190,14 +190,16 @@ def _drain_leased(*, lease: Lease, deadline: float) -> int:
             return taken
         if not _resolve(order=order, exchange=exchange, lease=lease):
             return taken
-    housekept = -math.inf
+    # The order that woke this drainer goes first; cancel requests and expiries are
+    # looked at once it is sent (and every HOUSEKEEPING_SECONDS), and before leaving.
+    housekept = time.monotonic()
     while time.monotonic() < deadline:
-        if time.monotonic() - housekept >= HOUSEKEEPING_SECONDS:
+        order = _next_order(account_id=account_id)
+        if order is None or time.monotonic() - housekept >= HOUSEKEEPING_SECONDS:
             if not _cancel_requested(account_id=account_id, exchange=exchange, lease=lease):
                 break
             expire_overdue(account_id=account_id)
             housekept = time.monotonic()
-        order = _next_order(account_id=account_id)
         if order is None:
             break  # nothing queued, or the account was paused or disabled meanwhile
         if not lease.keep():
