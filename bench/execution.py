@@ -365,6 +365,15 @@ def _cpu_group(role: str) -> str:
     return role
 
 
+def memory_summary(rest, sampler: MemorySampler) -> dict:
+    workers = [kb for pid, kb in sampler.peak.items() if sampler.roles.get(pid) == "qcluster worker"]
+    return {
+        "pss_rest": rest[2] / 1024,
+        "pss_peak": sampler.peak_total_pss / 1024,
+        "worker_rss": statistics.median(workers) / 1024 if workers else 0.0,
+    }
+
+
 def memory_table(rest_roles, rest_rss, rest_pss, sampler: MemorySampler) -> list[str]:
     by_role: dict[str, dict] = {}
     for pid, role in rest_roles.items():
@@ -532,7 +541,6 @@ def throughput_run(fake: FakeOKX, accounts: list[str], per_account: int, meter: 
     release_and_wake(accounts)
     # Polled gently: the figure comes from the database's timestamps, not from this loop.
     wait_until(lambda: finished_count(pks) == len(pks), timeout=600, what=f"{len(pks)} orders", interval=0.1)
-    cpu = meter.stop() if meter else {}
     orders = Order.objects.filter(pk__in=pks)
     last = orders.aggregate(last=Max("finished_at"))["last"]
     statuses = set(orders.values_list("status", flat=True))
@@ -543,6 +551,13 @@ def throughput_run(fake: FakeOKX, accounts: list[str], per_account: int, meter: 
     arrived_once = len(ids) == len(set(ids)) and wanted <= set(ids)
     keys = {creds(a)[0] for a in accounts}
     concurrency = {k: n for k, n in fake.max_concurrent_orders.items() if k in keys}
+    # Fill details arrive from the tracker, beside the drainers: the next run starts once
+    # they are in, so that it does not share the workers with this run's tracking.
+    wait_until(
+        lambda: not orders.filter(exchange_state="submitted").exists(), timeout=120, what="fill details", interval=0.1
+    )
+    settled = (timezone.now() - last).total_seconds()
+    cpu = meter.stop() if meter else {}  # the orders' fill tracking included
     # Let the drainers release their leases before the next run holds them again.
     from orders.models import Account
 
@@ -557,11 +572,12 @@ def throughput_run(fake: FakeOKX, accounts: list[str], per_account: int, meter: 
         "one_at_a_time": set(concurrency.values()) == {1} and len(concurrency) == len(accounts),
         "exactly_once": arrived_once,
         "cold": cold_starts(fake) - cold_before,
+        "settled": settled,
         "cpu": {k: (v if k.endswith("%") else v * 1000 / len(pks)) for k, v in cpu.items()},
     }
 
 
-def warm_up(fake: FakeOKX, accounts: list[str], *, rounds: int, quiet: int = 3) -> int:
+def warm_up(fake: FakeOKX, accounts: list[str], *, rounds: int, quiet: int = 5) -> int:
     """Rounds of one order per account, all woken at once, until `quiet` rounds in a row
     had no cold start (the workers that happen to take these accounts have warm
     clients), or `rounds`. Returns the rounds run."""
@@ -578,7 +594,7 @@ def throughput_table(fake, meter, counts, workers, per_account, rounds, warmup_r
     print(f"\nthroughput, Q_WORKERS={workers}, {LATENCY * 1000:.0f} ms on POST trade/batch-orders, "
           f"{per_account} orders per account, median of {rounds} runs{label}")  # fmt: skip
     print(f"  {'accounts':>8s} {'ideal/s':>8s} {'orders/s':>9s} {'ratio':>6s} {'runs orders/s':>22s} "
-          f"{'cold':>5s} {'max in flight':>13s} {'once':>5s} {'warm-up':>7s}")  # fmt: skip
+          f"{'cold':>5s} {'max in flight':>13s} {'once':>5s} {'warm-up':>7s} {'fills +s':>8s}")  # fmt: skip
     for count in counts:
         accounts = account_ids(count)
         warmed = warm_up(fake, accounts, rounds=warmup_rounds)
@@ -588,13 +604,14 @@ def throughput_table(fake, meter, counts, workers, per_account, rounds, warmup_r
         row = {
             "accounts": count, "workers": workers, "ideal": ideal, "rate": rate, "ratio": rate / ideal,
             "runs": [r["rate"] for r in runs], "cold": sum(r["cold"] for r in runs),
+            "settled": statistics.median(r["settled"] for r in runs),
             "max_in_flight": max(r["max_in_flight"] for r in runs),
             "ok": all(r["one_at_a_time"] and r["exactly_once"] for r in runs),
         }  # fmt: skip
         rows.append(row)
         runs_text = " ".join(f"{r:.0f}" for r in row["runs"])
         print(f"  {count:8d} {ideal:8.0f} {rate:9.1f} {row['ratio']:6.2f} {runs_text:>22s} {row['cold']:5d} "
-              f"{row['max_in_flight']:13d} {'yes' if row['ok'] else 'NO':>5s} {warmed:7d}", flush=True)  # fmt: skip
+              f"{row['max_in_flight']:13d} {'yes' if row['ok'] else 'NO':>5s} {warmed:7d} {row['settled']:8.1f}", flush=True)  # fmt: skip
         cpu = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]["cpu"]
         print("           CPU ms per order: " + ", ".join(
             f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if not k.endswith("%")
@@ -616,14 +633,14 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--workers", type=int, default=16, help="Q_WORKERS of the main service run")
+    parser.add_argument("--workers", type=int, default=18, help="Q_WORKERS of the main run (default: 16 accounts + 2)")
     parser.add_argument("--dispatch-orders", type=int, default=200)
     parser.add_argument("--dispatch-warmup", type=int, default=40)
     parser.add_argument("--accounts", default="1,2,4,8,16", help="account counts of the throughput table")
     parser.add_argument("--orders-per-account", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3, help="throughput runs per point (median printed)")
-    parser.add_argument("--warmup-rounds", type=int, default=60, help="at most, per point")
-    parser.add_argument("--sweep-workers", default="4,8", help="extra Q_WORKERS values run at the largest count")
+    parser.add_argument("--warmup-rounds", type=int, default=80, help="at most, per point")
+    parser.add_argument("--sweep-workers", default="4,8,16", help="extra Q_WORKERS values run at the largest count")
     parser.add_argument("--skip-dispatch", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
@@ -660,8 +677,10 @@ def main() -> None:
         service = Service(env, workers=args.workers, log_path=workdir / "serve.log")
         services.append(service)
         sampler = MemorySampler(service.proc.pid)
-        print(f"\nidle service CPU (5 s, nothing queued): {idle_cpu(service):.1f} % of one core "
-              f"(Q_POLL={os.environ.get('Q_POLL', '0.05')}, broker {'Redis' if backend.kind == 'postgres' else 'ORM'})")  # fmt: skip
+        from django.conf import settings
+
+        broker = "Redis" if backend.kind == "postgres" else f"ORM, Q_POLL={settings.Q_CLUSTER['poll']:g}"
+        print(f"\nidle service CPU (5 s, nothing queued): {idle_cpu(service):.1f} % of one core ({broker})")
         if not args.skip_dispatch:
             result = dispatch(fake, service, token, orders=args.dispatch_orders, warmup=args.dispatch_warmup)
             lat, web = result["latencies"], result["http"]
@@ -690,6 +709,7 @@ def main() -> None:
         print(f"\nmemory, Q_WORKERS={args.workers}: at rest (after start-up and dispatch) and peak during throughput")
         print("\n".join(memory_table(*rest, sampler)))
         service.stop()
+        memory = {args.workers: memory_summary(rest, sampler)}
 
         sweep_rows = [r for r in rows if r["accounts"] == max(counts)]
         for workers in sweep:
@@ -704,13 +724,15 @@ def main() -> None:
             print(f"  memory, Q_WORKERS={workers}:")
             print("\n".join(memory_table(*rest, sampler)))
             service.stop()
+            memory[workers] = memory_summary(rest, sampler)
         if len(sweep_rows) > 1:
-            print(
-                f"\nworker sweep at {max(counts)} accounts (median orders/s, ratio to min(accounts, Q_WORKERS)/50 ms)"
-            )
+            print(f"\nworker sweep at {max(counts)} accounts: median orders/s, ratio to min(accounts, Q_WORKERS)/50 ms, "
+                  "and the whole service's memory (sum of PSS) at rest and at peak")  # fmt: skip
             for row in sorted(sweep_rows, key=lambda r: r["workers"]):
+                mem = memory[row["workers"]]
                 print(f"  Q_WORKERS={row['workers']:3d}  {row['rate']:7.1f} orders/s  ideal {row['ideal']:5.0f}  "
-                      f"ratio {row['ratio']:.2f}")  # fmt: skip
+                      f"ratio {row['ratio']:.2f}   PSS {mem['pss_rest']:4.0f} MiB at rest, {mem['pss_peak']:4.0f} MiB peak; "
+                      f"a worker's RSS peak {mem['worker_rss']:.0f} MiB")  # fmt: skip
     finally:
         for service in services:
             service.stop()

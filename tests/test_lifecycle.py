@@ -118,6 +118,41 @@ def test_it_fetches_the_fill_details_of_a_market_order_after_placing_it(okx_acco
     assert order.fee > 0 and order.fee_currency == "USDT"
 
 
+def test_it_settles_the_fills_of_many_orders_in_a_few_requests(okx_account):
+    fake = okx_account
+    orders = [submit(account="okx_life", symbol=symbol) for symbol in ["BTC/USDT:USDT", "BTC/USDT"] * 15]
+    resting = submit(account="okx_life", order_type="limit", price=Decimal("60000"))
+    execution.drain_account(account_id="okx_life")
+    fake.reset_stats()
+
+    assert execution.track_open_orders(account_id="okx_life") == 31
+
+    # Open orders, then the order history of each market type (swap, spot): no look-up per order.
+    assert sorted(r["path"] for r in fake.requests_log) == [
+        "trade/orders-history", "trade/orders-history", "trade/orders-pending",
+    ]  # fmt: skip
+    states = dict(Order.objects.values_list("request_id", "exchange_state"))
+    assert {states[o.request_id] for o in orders} == {"filled"} and states[resting.request_id] == "open"
+    assert not Order.objects.filter(filled_amount__isnull=True).exclude(pk=resting.pk).exists()
+
+
+def test_it_looks_up_one_by_one_what_the_lists_do_not_show(okx_account):
+    fake = okx_account
+    order = submit(account="okx_life", order_type="limit", price=Decimal("60000"))
+    execution.drain_account(account_id="okx_life")
+    execution.track_open_orders(account_id="okx_life")
+    order.refresh_from_db()
+    # Cancelled on OKX's own site: neither open nor among the filled orders any more.
+    execution.get_exchange(order.account).client.cancel_order(order.order_id, "BTC/USDT:USDT")
+    fake.reset_stats()
+
+    assert execution.track_open_orders(account_id="okx_life") == 1
+
+    order.refresh_from_db()
+    assert order.exchange_state == "cancelled"
+    assert [r["path"] for r in fake.requests_log].count("trade/order") == 1
+
+
 def test_it_follows_a_resting_limit_order_until_filled(okx_account):
     fake = okx_account
     order = submit(account="okx_life", order_type="limit", price=Decimal("60000"))

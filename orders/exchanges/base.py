@@ -78,8 +78,9 @@ class Exchange(Protocol):
         """The order by client order id, or None when the exchange has no such order."""
         ...
 
-    def fetch_open_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
-        """Those of `tickets` still open on the exchange, by client order id."""
+    def fetch_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
+        """Those of `tickets` the exchange lists in a few requests (open orders, latest
+        filled ones), by client order id; the others may still exist: fetch_order."""
         ...
 
     def cancel_order(self, ticket: OrderTicket, order_id: str) -> Execution: ...

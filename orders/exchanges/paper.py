@@ -72,8 +72,9 @@ class PaperExchange:
         row = PaperOrder.objects.filter(client_order_id=ticket.client_order_id).first()
         return self._execution(row) if row else None
 
-    def fetch_open_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
-        return {}  # paper orders fill at once: nothing rests on the book
+    def fetch_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
+        rows = PaperOrder.objects.filter(client_order_id__in=[t.client_order_id for t in tickets])
+        return {row.client_order_id: self._execution(row) for row in rows}
 
     def cancel_order(self, ticket: OrderTicket, order_id: str) -> Execution:
         row = PaperOrder.objects.get(client_order_id=ticket.client_order_id)

@@ -270,9 +270,10 @@ TRACK_BATCH = 100
 
 def track_open_orders(*, account_id: str) -> int:
     """Fetch fill details of freshly placed orders, and follow orders resting on the
-    book until filled or cancelled: one request for all open orders, then one look-up
-    per order that left the book. Runs beside the drainer (reads only), so the next
-    order of the account never waits for them. Returns how many orders changed."""
+    book until filled or cancelled: a few requests for the account's open and latest
+    filled orders, then one look-up per order found in neither. Runs beside the drainer
+    (reads only), so the next order of the account never waits for them; the results
+    are written in one transaction. Returns how many orders changed."""
     account = Account.objects.filter(pk=account_id).first()
     if account is None or not account.enabled or account.config_error:
         return 0
@@ -284,20 +285,21 @@ def track_open_orders(*, account_id: str) -> int:
     if not resting:
         return 0
     exchange = get_exchange(account)
+    found = []
     try:
-        resting_tickets = [ticket_for(order) for order in resting if order.exchange_state in RESTING_STATES]
-        still_open = exchange.fetch_open_orders(resting_tickets) if resting_tickets else {}
-        changed = 0
+        listed = exchange.fetch_orders([ticket_for(order) for order in resting])
         for order in resting:
-            execution = still_open.get(order.client_order_id) or exchange.fetch_order(ticket_for(order))
-            if execution is None:
-                continue
+            execution = listed.get(order.client_order_id) or exchange.fetch_order(ticket_for(order))
+            if execution is not None:
+                found.append((order, execution))
+    except ExchangeError as exc:
+        logger.warning("tracking open orders of %s failed: %s %s", account_id, exc.code, exc.message)
+    changed = 0
+    with transaction.atomic():
+        for order, execution in found:
             if (execution.state, execution.filled_amount) != (order.exchange_state, order.filled_amount):
                 changed += 1
             _record_exchange_state(order, execution)
-    except ExchangeError as exc:
-        logger.warning("tracking open orders of %s failed: %s %s", account_id, exc.code, exc.message)
-        return 0
     return changed
 
 
