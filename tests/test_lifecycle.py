@@ -1,8 +1,10 @@
 """Cancel and retry, through the services, with in-process drains (paper and the OKX fake)."""
 
 import json
+import time
 from decimal import Decimal
 
+import django_q.tasks
 import pytest
 
 from orders.models import Account, Order, OrderStatus, PaperOrder
@@ -134,6 +136,22 @@ def test_it_settles_the_fills_of_many_orders_in_a_few_requests(okx_account):
     states = dict(Order.objects.values_list("request_id", "exchange_state"))
     assert {states[o.request_id] for o in orders} == {"filled"} and states[resting.request_id] == "open"
     assert not Order.objects.filter(filled_amount__isnull=True).exclude(pk=resting.pk).exists()
+
+
+def test_it_asks_for_the_fills_once_more_after_the_last_order_of_a_burst(okx_account, monkeypatch):
+    monkeypatch.setattr(execution, "_tracking_asked", {})
+    monkeypatch.setattr(execution, "_tracking_owed", set())
+    asked = []
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda func, *args, **kwargs: asked.append((func, time.time())))
+    orders = [submit(account="okx_life") for _ in range(5)]
+
+    execution.drain_account(account_id="okx_life")
+
+    track = [at for func, at in asked if func == "orders.tasks.track_open_orders"]
+    last_finished = max(Order.objects.filter(pk__in=[o.pk for o in orders]).values_list("finished_at", flat=True))
+    # One for the first fill (the others fold into it), one after the last.
+    assert 1 <= len(track) <= 2
+    assert max(track) >= last_finished.timestamp()
 
 
 def test_it_looks_up_one_by_one_what_the_lists_do_not_show(okx_account):

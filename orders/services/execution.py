@@ -152,6 +152,8 @@ def drain_account(*, account_id: str, budget_seconds: float | None = None) -> in
             taken += _drain_leased(lease=lease, deadline=deadline)
         finally:
             lease.release()
+        if account_id in _tracking_owed:
+            request_tracking(account_id=account_id, within=TRACK_SOON, force=True)  # the last fills
         if not has_runnable_orders(account_id=account_id):
             return taken
         if time.monotonic() >= deadline:
@@ -266,6 +268,7 @@ def _record_exchange_state(order: Order, execution: Execution, **fields) -> None
 RESTING_STATES = ("open", "partially_filled")  # on the book: can be cancelled there
 UNSETTLED_STATES = ("submitted", *RESTING_STATES)  # fill details still to come
 TRACK_BATCH = 100
+TRACK_SOON = 0.5  # seconds: fills of freshly placed orders are asked for at most this often
 
 
 def track_open_orders(*, account_id: str) -> int:
@@ -462,7 +465,7 @@ def _succeed(order: Order, execution: Execution) -> None:
     ):
         Account.objects.filter(pk=order.account_id).update(last_success_at=timezone.now())
         if execution.state == "submitted":
-            request_tracking(account_id=order.account_id, within=0.5)
+            request_tracking(account_id=order.account_id, within=TRACK_SOON)
 
 
 def _fail(order: Order, exc: ExchangeError, note: str = "") -> None:
@@ -530,18 +533,25 @@ def _schedule_tracking() -> None:
 
 
 _tracking_asked: dict[str, float] = {}
+# Accounts whose latest request was folded into an earlier one, which may have run
+# before the order that asked existed: the drainer asks once more when it is done.
+_tracking_owed: set[str] = set()
 
 
-def request_tracking(*, account_id: str, within: float) -> None:
+def request_tracking(*, account_id: str, within: float, force: bool = False) -> None:
     """Queue a look-up of the account's unsettled orders unless one was queued less
-    than `within` seconds ago (the shared cache remembers, across processes and hosts)."""
+    than `within` seconds ago (the shared cache remembers, across processes and hosts),
+    or in any case when forced."""
     from django.core.cache import cache
     from django_q.tasks import async_task
 
     key = f"order-scheduler:track:{account_id}:{within:g}"
     now = time.monotonic()
-    if now - _tracking_asked.get(key, -math.inf) < within:
-        return  # this process asked already: spare the shared cache a round trip per order
+    # This process asked already: spare the shared cache a round trip per order.
+    asked = not force and now - _tracking_asked.get(key, -math.inf) < within
+    if asked or not (force or cache.add(key, 1, timeout=within)):
+        _tracking_owed.add(account_id)
+        return
     _tracking_asked[key] = now
-    if cache.add(key, 1, timeout=within):
-        async_task("orders.tasks.track_open_orders", account_id, task_name=f"track:{account_id}", group="track")
+    _tracking_owed.discard(account_id)
+    async_task("orders.tasks.track_open_orders", account_id, task_name=f"track:{account_id}", group="track")
