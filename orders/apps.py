@@ -1,3 +1,5 @@
+import sys
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -12,6 +14,10 @@ class OrdersConfig(AppConfig):
 
         user_login_failed.connect(_login_failed, dispatch_uid="orders-audit-login-failed")
         post_migrate.connect(_ensure_roles, sender=self, dispatch_uid="orders-ensure-roles")
+        if sys.argv[1:2] == ["qcluster"]:
+            from orders.exchanges import preload
+
+            preload()
 
 
 def _ensure_roles(sender, using="default", **kwargs):

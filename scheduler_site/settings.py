@@ -4,6 +4,7 @@ Every variable is documented in `.env.example` and the README. A bad value raise
 ImproperlyConfigured naming the variable, so the service refuses to start.
 """
 
+import json
 from pathlib import Path
 
 import dj_database_url
@@ -135,7 +136,24 @@ else:
         "throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"},
     }
 
-Q_WORKERS = env_int("Q_WORKERS", 4, minimum=1, maximum=64)
+ACCOUNTS_FILE = env_path("ORDER_SCHEDULER_ACCOUNTS_FILE", BASE_DIR / "config" / "okx_accounts.json", BASE_DIR)
+
+
+def _enabled_accounts(path: Path) -> int:
+    """Enabled entries of the accounts file; 0 when it cannot be read (sync_accounts
+    reports why, naming the file)."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["accounts"]
+        return sum(1 for entry in entries if isinstance(entry, dict) and entry.get("enabled", True) is not False)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+# Worker processes are slots for waiting, not for computing: an order spends nearly all
+# its time waiting on OKX, and a worker drains one account at a time. So the default is
+# one per enabled account, plus two for fill tracking and recovery, at least 4; each
+# costs a few MB beyond the first (measured with bench/execution.py, see BENCHMARKS.md).
+Q_WORKERS = env_int("Q_WORKERS", min(64, max(4, _enabled_accounts(ACCOUNTS_FILE) + 2)), minimum=1, maximum=64)
 Q_TIMEOUT = env_int("Q_TIMEOUT", 300, minimum=5)
 Q_RETRY = env_int("Q_RETRY", Q_TIMEOUT * 2, minimum=10)
 if Q_RETRY <= Q_TIMEOUT:
@@ -147,7 +165,10 @@ Q_CLUSTER = {
     "retry": Q_RETRY,
     "max_attempts": 1,
     "queue_limit": Q_WORKERS * 2,
-    "poll": env_float("Q_POLL", 0.05, minimum=0.01),
+    # ORM broker only: an order waits half of this on average before a worker hears of
+    # it. 0.02 s: dispatch p50 17 ms instead of 31 ms for 2 % of one core more at rest
+    # (bench/execution.py, BENCHMARKS.md).
+    "poll": env_float("Q_POLL", 0.02, minimum=0.01),
     "save_limit": -1,  # successful wake-up tasks carry no information worth keeping
     "ack_failures": True,
     "catch_up": False,
@@ -161,7 +182,7 @@ else:
 # --- Order scheduler --------------------------------------------------------------------
 
 ORDER_SCHEDULER = {
-    "ACCOUNTS_FILE": env_path("ORDER_SCHEDULER_ACCOUNTS_FILE", BASE_DIR / "config" / "okx_accounts.json", BASE_DIR),
+    "ACCOUNTS_FILE": ACCOUNTS_FILE,
     "LOG_DIR": env_path("ORDER_SCHEDULER_LOG_DIR", DATA_DIR / "order_scheduler_logs", BASE_DIR),
     # An account lease outlives any single exchange call by a wide margin; a crashed
     # holder's lease expires after this many seconds and recovery takes over.

@@ -2,6 +2,7 @@
 start-up with one line naming the variable. Each case runs manage.py in a subprocess
 with the real settings module, as `make run` does."""
 
+import json
 import os
 import re
 import sqlite3
@@ -18,7 +19,8 @@ MANAGE = str(BASE_DIR / "manage.py")
 # Variables the tests set themselves; inherited values would hide what is being tested.
 OWN_VARIABLES = (
     "DEBUG", "PORT", "TIME_ZONE", "DATABASE_URL", "REDIS_URL", "Q_TIMEOUT", "Q_RETRY",
-    "ORDER_SCHEDULER_LEASE_SECONDS", "ORDER_SCHEDULER_MAX_BATCH", "LOG_LEVEL", "ENV_FILE",
+    "ORDER_SCHEDULER_LEASE_SECONDS", "ORDER_SCHEDULER_MAX_BATCH", "LOG_LEVEL", "ENV_FILE", "Q_WORKERS",
+    "ORDER_SCHEDULER_ACCOUNTS_FILE",
 )  # fmt: skip
 
 
@@ -198,3 +200,30 @@ def test_it_warns_about_plain_http_without_the_production_settings(tmp_path):
 
     assert result.returncode != 0
     assert "SECURE_HSTS_SECONDS" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("enabled", "disabled", "workers"),
+    [(0, 0, 4), (1, 3, 4), (2, 0, 4), (10, 1, 12), (70, 0, 64)],
+    ids=["none", "one-enabled", "two", "ten-and-a-disabled-one", "capped"],
+)
+def test_it_sizes_the_cluster_to_the_enabled_accounts_plus_two(tmp_path, enabled, disabled, workers):
+    accounts = [{"id": f"a{n}", "mode": "paper"} for n in range(enabled)]
+    accounts += [{"id": f"off{n}", "mode": "paper", "enabled": False} for n in range(disabled)]
+    accounts_file = tmp_path / "accounts.json"
+    accounts_file.write_text(json.dumps({"accounts": accounts}))
+
+    shown = show(
+        "settings.Q_WORKERS, settings.Q_CLUSTER['workers'], settings.Q_CLUSTER['queue_limit']",
+        tmp_path=tmp_path,
+        ORDER_SCHEDULER_ACCOUNTS_FILE=str(accounts_file),
+    )
+
+    assert shown == f"{workers} {workers} {workers * 2}"
+
+
+def test_it_takes_q_workers_as_given_and_4_without_a_readable_accounts_file(tmp_path):
+    assert show("settings.Q_WORKERS", tmp_path=tmp_path, Q_WORKERS="3") == "3"
+    assert show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "no.json")) == "4"
+    (tmp_path / "bad.json").write_text("{not json")
+    assert show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "bad.json")) == "4"

@@ -321,10 +321,16 @@ class ControlView(APIView):
 
 
 def healthz(request):
-    """Liveness for load balancers: the process answers and the database does."""
+    """Liveness for load balancers: the process and the database answer (200, else 503).
+    `?ready=1` asks for readiness: also at least one django-q2 cluster publishes its
+    heartbeat, so an order accepted here will be executed."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception:
         return JsonResponse({"ok": False, "database": False}, status=503)
-    return JsonResponse({"ok": True, "database": True})
+    body = {"ok": True, "database": True}
+    if request.GET.get("ready", "").lower() in ("1", "true", "yes"):
+        clusters = selectors.cluster_status()["clusters"]
+        body.update(ok=clusters > 0, clusters=clusters)
+    return JsonResponse(body, status=200 if body["ok"] else 503)

@@ -68,14 +68,19 @@ class AccountError(FinalError):
 
 
 class Exchange(Protocol):
+    # The longest one request to the exchange may take, in seconds (the lease is kept
+    # long enough for a step of several of them: orders.services.execution.Lease).
+    timeout_seconds: float
+
     def place_order(self, ticket: OrderTicket) -> Execution: ...
 
     def fetch_order(self, ticket: OrderTicket) -> Execution | None:
         """The order by client order id, or None when the exchange has no such order."""
         ...
 
-    def fetch_open_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
-        """Those of `tickets` still open on the exchange, by client order id."""
+    def fetch_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
+        """Those of `tickets` the exchange lists in a few requests (open orders, latest
+        filled ones), by client order id; the others may still exist: fetch_order."""
         ...
 
     def cancel_order(self, ticket: OrderTicket, order_id: str) -> Execution: ...

@@ -79,12 +79,13 @@ class OkxExchange:
         if not all(self._secrets):
             raise AccountError(f"Account {account.id} has no API credentials configured", code="config")
         self.position_mode = options.get("position_mode", "net")
+        self.timeout_seconds = int(options.get("timeout_ms", 10000)) / 1000
         client_class = CLIENT_CLASSES.get(account.hostname, ccxt.okx)
         config = {
             "apiKey": self._secrets[0],
             "secret": self._secrets[1],
             "password": self._secrets[2],
-            "timeout": int(options.get("timeout_ms", 10000)),
+            "timeout": int(self.timeout_seconds * 1000),
             "enableRateLimit": True,
             "options": {
                 "fetchMarkets": {"types": list(options.get("market_types", ["spot", "swap"]))},
@@ -165,15 +166,20 @@ class OkxExchange:
             return None
         return self._execution(found, ticket, market)
 
-    def fetch_open_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
-        """Those of `tickets` still open on the exchange, by client order id, from one
-        request for all the account's open orders (rate-limit friendly)."""
+    def fetch_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
+        """Those of `tickets` among the account's open orders and its latest filled ones,
+        by client order id: one request for the open orders and one per market type for
+        OKX's order history (its newest 100 filled orders), whatever the number of
+        tickets (rate-limit friendly). The caller looks up the others one by one."""
         self._ensure_markets()
         wanted = {t.client_order_id: t for t in tickets}
+        listed = list(self._call(self.client.fetch_open_orders))
+        for market_type in sorted({self._market(t.symbol)["type"] for t in tickets}):
+            listed += self._call(self.client.fetch_closed_orders, None, None, 100, {"type": market_type})
         found = {}
-        for order in self._call(self.client.fetch_open_orders):
+        for order in listed:
             ticket = wanted.get(order.get("clientOrderId"))
-            if ticket is not None:
+            if ticket is not None and ticket.client_order_id not in found:
                 found[ticket.client_order_id] = self._execution(order, ticket, self._market(ticket.symbol))
         return found
 

@@ -30,6 +30,7 @@ class PaperExchange:
         self.account_id = account.id
         self.prices = {k: Decimal(str(v)) for k, v in (options.get("reference_prices") or {}).items()}
         self.latency = float(options.get("latency_ms") or 0) / 1000
+        self.timeout_seconds = self.latency + 1.0  # the simulated round trip and its rows
         max_amount = options.get("max_amount")
         self.max_amount = Decimal(str(max_amount)) if max_amount is not None else None
 
@@ -71,8 +72,9 @@ class PaperExchange:
         row = PaperOrder.objects.filter(client_order_id=ticket.client_order_id).first()
         return self._execution(row) if row else None
 
-    def fetch_open_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
-        return {}  # paper orders fill at once: nothing rests on the book
+    def fetch_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
+        rows = PaperOrder.objects.filter(client_order_id__in=[t.client_order_id for t in tickets])
+        return {row.client_order_id: self._execution(row) for row in rows}
 
     def cancel_order(self, ticket: OrderTicket, order_id: str) -> Execution:
         row = PaperOrder.objects.get(client_order_id=ticket.client_order_id)

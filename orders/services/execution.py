@@ -2,12 +2,14 @@
 
 At most one order per account is at the exchange at any time, across processes and
 hosts: a worker must hold the account's lease (taken by a conditional UPDATE compared
-against the database clock) to send anything, sends one order at a time, and renews the
-lease before each exchange call. django-q2 tasks only wake a drainer; the Order table is
-the queue, so a lost, repeated or late task can neither lose nor duplicate an order.
+against the database clock) to send anything, sends one order at a time, and makes sure
+before each exchange call that the lease outlives it (see Lease). django-q2 tasks only
+wake a drainer; the Order table is the queue, so a lost, repeated or late task can
+neither lose nor duplicate an order.
 """
 
 import logging
+import math
 import os
 import socket
 import time
@@ -43,6 +45,12 @@ BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
 RECONCILE_LOOKUPS = 8
 RESENDS = 2  # re-sends, with the same client order id, of an order found absent
+# Requests one exchange step may make after a lease check: loading markets (3), setting
+# leverage (1), placing the order (1).
+STEP_REQUESTS = 5
+# While draining, cancel requests and expired orders are looked at this often (and
+# whenever a claim fails); not before every order, which would double its queries.
+HOUSEKEEPING_SECONDS = 1.0
 
 
 def _config(name: str):
@@ -68,6 +76,47 @@ def renew_lease(*, account_id: str, owner: str) -> bool:
 
 def release_lease(*, account_id: str, owner: str) -> None:
     Account.objects.filter(pk=account_id, lease_owner=owner).update(lease_owner="", lease_until=None)
+
+
+class Lease:
+    """A drainer's hold on an account. keep() before each exchange step renews it only
+    when less than `margin` seconds of it may remain, counted from the start of the last
+    renewal: a lower bound of what is left whatever the hosts' clocks say, since the
+    database stamps the expiry after that moment. The margin covers the longest step the
+    exchange adapter can take (STEP_REQUESTS at its timeout) and at least half the
+    lease, so the lease still outlives every exchange call while a busy account costs
+    one UPDATE per half lease instead of one per order."""
+
+    def __init__(self, *, account_id: str, owner: str):
+        self.account_id = account_id
+        self.owner = owner
+        self.renewed_at = -math.inf
+        self.margin = float(_config("LEASE_SECONDS"))  # renew before every step until sized
+
+    def acquire(self) -> bool:
+        started = time.monotonic()
+        if not acquire_lease(account_id=self.account_id, owner=self.owner):
+            return False
+        self.renewed_at = started
+        return True
+
+    def size_for(self, exchange: Exchange) -> None:
+        lease = _config("LEASE_SECONDS")
+        step = STEP_REQUESTS * (getattr(exchange, "timeout_seconds", math.inf) + 1.0)
+        self.margin = min(lease, max(lease / 2, step))
+
+    def keep(self) -> bool:
+        """True when the lease is still ours for at least `margin` seconds."""
+        started = time.monotonic()
+        if _config("LEASE_SECONDS") - (started - self.renewed_at) > self.margin:
+            return True
+        if not renew_lease(account_id=self.account_id, owner=self.owner):
+            return False
+        self.renewed_at = started
+        return True
+
+    def release(self) -> None:
+        release_lease(account_id=self.account_id, owner=self.owner)
 
 
 def backoff(attempt: int) -> float:
@@ -102,12 +151,15 @@ def drain_account(*, account_id: str, budget_seconds: float | None = None) -> in
     owner = new_lease_owner()
     taken = 0
     while True:
-        if not acquire_lease(account_id=account_id, owner=owner):
+        lease = Lease(account_id=account_id, owner=owner)
+        if not lease.acquire():
             return taken
         try:
-            taken += _drain_leased(account_id=account_id, owner=owner, deadline=deadline)
+            taken += _drain_leased(lease=lease, deadline=deadline)
         finally:
-            release_lease(account_id=account_id, owner=owner)
+            lease.release()
+        if account_id in _tracking_owed:
+            request_tracking(account_id=account_id, within=TRACK_SOON, force=True)  # the last fills
         if not has_runnable_orders(account_id=account_id):
             return taken
         if time.monotonic() >= deadline:
@@ -117,10 +169,14 @@ def drain_account(*, account_id: str, budget_seconds: float | None = None) -> in
 
 
 def has_runnable_orders(*, account_id: str) -> bool:
+    """Work for a drainer: queued or in-flight orders, or a cancel asked for meanwhile."""
     account = Account.objects.filter(pk=account_id).first()
     if account is None or not can_trade(account):
         return False
-    return Order.objects.filter(account_id=account_id, status__in=[OrderStatus.QUEUED, *OrderStatus.in_flight()]).exists()
+    work = Q(status__in=[OrderStatus.QUEUED, *OrderStatus.in_flight()]) | Q(
+        status=OrderStatus.SUCCESS, cancel_requested_at__isnull=False
+    )
+    return Order.objects.filter(account_id=account_id).filter(work).exists()
 
 
 def can_trade(account: Account) -> bool:
@@ -131,53 +187,71 @@ def _desk_paused() -> bool:
     return Control.objects.filter(pk=1, trading_paused=True).exists()
 
 
-def _halted(account_id: str) -> bool:
-    """Paused since the drain began (the account, or all trading): stop before the next order."""
-    return Account.objects.filter(pk=account_id).filter(Q(paused=True) | Q(Exists(Control.objects.filter(trading_paused=True)))).exists()
-
-
-def _drain_leased(*, account_id: str, owner: str, deadline: float) -> int:
+def _drain_leased(*, lease: Lease, deadline: float) -> int:
+    account_id = lease.account_id
     account = Account.objects.get(pk=account_id)
     if not can_trade(account):
         return 0
     exchange = get_exchange(account)
+    lease.size_for(exchange)
     taken = 0
     # First whatever a previous holder left in flight: it must be resolved before the
     # next order of this account may be sent.
     for order in Order.objects.filter(account_id=account_id, status__in=OrderStatus.in_flight()).order_by("id"):
-        if not renew_lease(account_id=account_id, owner=owner):
+        if not lease.keep():
             return taken
-        if not _resolve(order=order, exchange=exchange, owner=owner):
+        if not _resolve(order=order, exchange=exchange, lease=lease):
             return taken
+    # The order that woke this drainer goes first; cancel requests and expiries are
+    # looked at once it is sent (and every HOUSEKEEPING_SECONDS), and before leaving.
+    housekept = time.monotonic()
     while time.monotonic() < deadline:
-        if not _cancel_requested(account_id=account_id, exchange=exchange, owner=owner):
-            break
-        expire_overdue(account_id=account_id)
-        order = (
-            Order.objects.filter(account_id=account_id, status=OrderStatus.QUEUED).order_by("-priority", "id").first()
-        )
+        order = _next_order(account_id=account_id)
+        if order is None or time.monotonic() - housekept >= HOUSEKEEPING_SECONDS:
+            if not _cancel_requested(account_id=account_id, exchange=exchange, lease=lease):
+                break
+            expire_overdue(account_id=account_id)
+            housekept = time.monotonic()
         if order is None:
-            break
-        if not renew_lease(account_id=account_id, owner=owner):
+            break  # nothing queued, or the account was paused or disabled meanwhile
+        if not lease.keep():
             break
         if not _claim(order):
-            continue  # cancelled or expired meanwhile
+            housekept = -math.inf  # cancelled or expired meanwhile: expire before looking again
+            continue
         taken += 1
-        if not _execute(order=order, exchange=exchange, owner=owner):
+        if not _execute(order=order, exchange=exchange, lease=lease):
             break  # account paused while resolving
-        if _halted(account_id):
-            break
     return taken
 
 
-def _cancel_requested(*, account_id: str, exchange: Exchange, owner: str) -> bool:
+def _next_order(*, account_id: str) -> Order | None:
+    """The account's next queued order (priority first, then first in), in one query
+    that also says no when the account may no longer trade (it, or all trading, was
+    paused meanwhile)."""
+    return (
+        Order.objects.filter(
+            account_id=account_id,
+            status=OrderStatus.QUEUED,
+            account__enabled=True,
+            account__paused=False,
+            account__config_error="",
+        )
+        .filter(~Exists(Control.objects.filter(trading_paused=True)))
+        .select_related("account")
+        .order_by("-priority", "id")
+        .first()
+    )
+
+
+def _cancel_requested(*, account_id: str, exchange: Exchange, lease: Lease) -> bool:
     """Cancel on the exchange the resting orders users asked to cancel. Runs under the
     lease: a cancel is an order request like any other. False when the lease is lost."""
     requested = Order.objects.filter(
         account_id=account_id, status=OrderStatus.SUCCESS, cancel_requested_at__isnull=False
     ).select_related("account")
     for order in requested:
-        if not renew_lease(account_id=account_id, owner=owner):
+        if not lease.keep():
             return False
         try:
             execution = exchange.cancel_order(ticket_for(order), order.order_id)
@@ -206,13 +280,15 @@ def _record_exchange_state(order: Order, execution: Execution, **fields) -> None
 RESTING_STATES = ("open", "partially_filled")  # on the book: can be cancelled there
 UNSETTLED_STATES = ("submitted", *RESTING_STATES)  # fill details still to come
 TRACK_BATCH = 100
+TRACK_SOON = 0.5  # seconds: fills of freshly placed orders are asked for at most this often
 
 
 def track_open_orders(*, account_id: str) -> int:
     """Fetch fill details of freshly placed orders, and follow orders resting on the
-    book until filled or cancelled: one request for all open orders, then one look-up
-    per order that left the book. Runs beside the drainer (reads only), so the next
-    order of the account never waits for them. Returns how many orders changed."""
+    book until filled or cancelled: a few requests for the account's open and latest
+    filled orders, then one look-up per order found in neither. Runs beside the drainer
+    (reads only), so the next order of the account never waits for them; the results
+    are written in one transaction. Returns how many orders changed."""
     account = Account.objects.filter(pk=account_id).first()
     if account is None or not account.enabled or account.config_error:
         return 0
@@ -224,20 +300,21 @@ def track_open_orders(*, account_id: str) -> int:
     if not resting:
         return 0
     exchange = get_exchange(account)
+    found = []
     try:
-        resting_tickets = [ticket_for(order) for order in resting if order.exchange_state in RESTING_STATES]
-        still_open = exchange.fetch_open_orders(resting_tickets) if resting_tickets else {}
-        changed = 0
+        listed = exchange.fetch_orders([ticket_for(order) for order in resting])
         for order in resting:
-            execution = still_open.get(order.client_order_id) or exchange.fetch_order(ticket_for(order))
-            if execution is None:
-                continue
+            execution = listed.get(order.client_order_id) or exchange.fetch_order(ticket_for(order))
+            if execution is not None:
+                found.append((order, execution))
+    except ExchangeError as exc:
+        logger.warning("tracking open orders of %s failed: %s %s", account_id, exc.code, exc.message)
+    changed = 0
+    with transaction.atomic():
+        for order, execution in found:
             if (execution.state, execution.filled_amount) != (order.exchange_state, order.filled_amount):
                 changed += 1
             _record_exchange_state(order, execution)
-    except ExchangeError as exc:
-        logger.warning("tracking open orders of %s failed: %s %s", account_id, exc.code, exc.message)
-        return 0
     return changed
 
 
@@ -283,7 +360,7 @@ def ticket_for(order: Order) -> OrderTicket:
     )
 
 
-def _execute(*, order: Order, exchange: Exchange, owner: str) -> bool:
+def _execute(*, order: Order, exchange: Exchange, lease: Lease) -> bool:
     """Send a claimed order. Returns False when the account had to be paused."""
     ticket = ticket_for(order)
     for attempt in range(RETRY_ATTEMPTS):
@@ -296,32 +373,33 @@ def _execute(*, order: Order, exchange: Exchange, owner: str) -> bool:
                 return True
             logger.info("order %s: retryable error %s, attempt %d", order.request_id, exc.code, attempt + 1)
             time.sleep(backoff(attempt))
-            if not renew_lease(account_id=order.account_id, owner=owner):
+            if not lease.keep():
                 # Lost the lease while waiting: the order never left, give it back.
                 Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING).update(status=OrderStatus.QUEUED)
                 return False
             Order.objects.filter(pk=order.pk).update(attempts=F("attempts") + 1)
         except AccountError as exc:
-            _fail(order, exc)
+            # Paused first: whoever sees the order failed also sees the account paused.
             pause_account(account_id=order.account_id, reason=exc.message)
+            _fail(order, exc)
             return False
         except FinalError as exc:
             _fail(order, exc)
             return True
         except AmbiguousError as exc:
             _mark_unknown(order, exc)
-            return _resolve(order=order, exchange=exchange, owner=owner)
+            return _resolve(order=order, exchange=exchange, lease=lease)
         except Exception as exc:  # an adapter bug or an unmapped library error
             logger.exception("order %s: unexpected error from the exchange adapter", order.request_id)
             _mark_unknown(order, AmbiguousError(f"Unexpected error: {type(exc).__name__}", code="unexpected"))
-            return _resolve(order=order, exchange=exchange, owner=owner)
+            return _resolve(order=order, exchange=exchange, lease=lease)
         else:
             _succeed(order, execution)
             return True
     return True
 
 
-def _resolve(*, order: Order, exchange: Exchange, owner: str) -> bool:
+def _resolve(*, order: Order, exchange: Exchange, lease: Lease) -> bool:
     """Find out what became of an order whose send may or may not have reached the
     exchange, by looking it up by client order id. Found: success. Absent once the
     window after the last send has passed: sent again with the same client order id
@@ -334,7 +412,7 @@ def _resolve(*, order: Order, exchange: Exchange, owner: str) -> bool:
     for lookup in range(RECONCILE_LOOKUPS):
         if lookup:
             time.sleep(backoff(lookup - 1))
-        if not renew_lease(account_id=order.account_id, owner=owner):
+        if not lease.keep():
             return False
         try:
             found = exchange.fetch_order(ticket)
@@ -400,7 +478,7 @@ def _succeed(order: Order, execution: Execution) -> None:
     ):
         Account.objects.filter(pk=order.account_id).update(last_success_at=timezone.now())
         if execution.state == "submitted":
-            request_tracking(account_id=order.account_id, within=0.5)
+            request_tracking(account_id=order.account_id, within=TRACK_SOON)
 
 
 def _fail(order: Order, exc: ExchangeError, note: str = "") -> None:
@@ -469,11 +547,26 @@ def _schedule_tracking() -> None:
         request_tracking(account_id=account_id, within=_config("TRACK_INTERVAL"))
 
 
-def request_tracking(*, account_id: str, within: float) -> None:
+_tracking_asked: dict[str, float] = {}
+# Accounts whose latest request was folded into an earlier one, which may have run
+# before the order that asked existed: the drainer asks once more when it is done.
+_tracking_owed: set[str] = set()
+
+
+def request_tracking(*, account_id: str, within: float, force: bool = False) -> None:
     """Queue a look-up of the account's unsettled orders unless one was queued less
-    than `within` seconds ago (the shared cache remembers, across processes and hosts)."""
+    than `within` seconds ago (the shared cache remembers, across processes and hosts),
+    or in any case when forced."""
     from django.core.cache import cache
     from django_q.tasks import async_task
 
-    if cache.add(f"order-scheduler:track:{account_id}:{within:g}", 1, timeout=within):
-        async_task("orders.tasks.track_open_orders", account_id, task_name=f"track:{account_id}", group="track")
+    key = f"order-scheduler:track:{account_id}:{within:g}"
+    now = time.monotonic()
+    # This process asked already: spare the shared cache a round trip per order.
+    asked = not force and now - _tracking_asked.get(key, -math.inf) < within
+    if asked or not (force or cache.add(key, 1, timeout=within)):
+        _tracking_owed.add(account_id)
+        return
+    _tracking_asked[key] = now
+    _tracking_owed.discard(account_id)
+    async_task("orders.tasks.track_open_orders", account_id, task_name=f"track:{account_id}", group="track")

@@ -23,18 +23,26 @@ def refresh_markets(*, account: Account, exchange: Exchange) -> None:
     if not markets:
         return
     venue = venue_of(account)
+    # Workers of other accounts on the same site may be writing the same rows right now
+    # (on PostgreSQL their transactions overlap): upsert in one order, then drop the
+    # symbols the venue no longer lists, instead of delete-then-insert.
     with transaction.atomic():
-        Instrument.objects.filter(venue=venue).delete()
         Instrument.objects.bulk_create(
-            Instrument(
-                venue=venue,
-                symbol=m.symbol,
-                min_amount=m.min_amount,
-                amount_step=m.amount_step,
-                contract_size=m.contract_size,
-            )
-            for m in markets
+            [
+                Instrument(
+                    venue=venue,
+                    symbol=m.symbol,
+                    min_amount=m.min_amount,
+                    amount_step=m.amount_step,
+                    contract_size=m.contract_size,
+                )
+                for m in sorted(markets, key=lambda m: m.symbol)
+            ],
+            update_conflicts=True,
+            unique_fields=["venue", "symbol"],
+            update_fields=["min_amount", "amount_step", "contract_size", "updated_at"],
         )
+        Instrument.objects.filter(venue=venue).exclude(symbol__in=[m.symbol for m in markets]).delete()
 
 
 def amount_problem(*, account: Account, symbol: str, amount: Decimal, unit: str) -> dict[str, list[str]]:
