@@ -8,7 +8,7 @@ from django.db import connection
 
 from orders.exchanges.base import MarketInfo
 from orders.models import Account, AccountMode, Instrument
-from orders.services.markets import refresh_markets, venue_of
+from orders.services.markets import amount_problem, refresh_markets, venue_of
 
 
 class Venue:
@@ -71,3 +71,21 @@ def test_it_survives_workers_of_several_accounts_refreshing_one_venue_at_once():
 
     assert errors == []
     assert rows(accounts[0]) == {m.symbol: Decimal("0.001") for m in markets}
+
+
+def test_it_checks_a_symbol_against_the_venue_in_one_statement(account, django_assert_num_queries):
+    # One statement sees one state: a market load committing between two reads must not
+    # make a listed symbol look unknown.
+    with django_assert_num_queries(1):
+        assert amount_problem(account=account, symbol="BTC/USDT", amount=Decimal("5"), unit="base") == {}
+    refresh_markets(account=account, exchange=Venue([market("BTC/USDT", "0.001"), market("ETH/USDT", "0.01")]))
+
+    with django_assert_num_queries(1):
+        unknown = amount_problem(account=account, symbol="SOL/USDT", amount=Decimal("5"), unit="base")
+    with django_assert_num_queries(1):
+        known = amount_problem(account=account, symbol="ETH/USDT", amount=Decimal("5"), unit="base")
+    small = amount_problem(account=account, symbol="ETH/USDT", amount=Decimal("0.001"), unit="base")
+
+    assert unknown == {"symbol": ["SOL/USDT is not traded on this account's OKX site (www.okx.com)."]}
+    assert known == {}
+    assert small == {"amount": ["Below the market minimum of 0.01 ETH."]}

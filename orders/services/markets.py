@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q, Subquery
 
 from orders.exchanges.base import AmbiguousError, Exchange, RetryableError
 from orders.models import Account, AccountMode, AmountUnit, Instrument
@@ -51,11 +52,15 @@ def amount_problem(*, account: Account, symbol: str, amount: Decimal, unit: str)
     if account.mode == AccountMode.PAPER:
         return {}
     venue = venue_of(account)
-    instrument = Instrument.objects.filter(venue=venue, symbol=symbol).first()
-    if instrument is None:
-        if Instrument.objects.filter(venue=venue).exists():
-            return {"symbol": [f"{symbol} is not traded on this account's OKX site ({account.hostname})."]}
+    # The symbol's row and any row of the venue, in one statement: with two, a first
+    # market load committing in between made a listed symbol look unknown.
+    any_row = Instrument.objects.filter(venue=venue).values("pk")[:1]
+    rows = list(Instrument.objects.filter(venue=venue).filter(Q(symbol=symbol) | Q(pk=Subquery(any_row))))
+    if not rows:
         return {}
+    instrument = next((row for row in rows if row.symbol == symbol), None)
+    if instrument is None:
+        return {"symbol": [f"{symbol} is not traded on this account's OKX site ({account.hostname})."]}
     if instrument.min_amount is None:
         return {}
     base = symbol.split("/")[0]
