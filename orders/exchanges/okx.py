@@ -169,13 +169,16 @@ class OkxExchange:
     def fetch_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
         """Those of `tickets` among the account's open orders and its latest filled ones,
         by client order id: one request for the open orders and one per market type for
-        OKX's order history (its newest 100 filled orders), whatever the number of
-        tickets (rate-limit friendly). The caller looks up the others one by one."""
+        OKX's order history (newest first, as many as there are tickets and a few more,
+        at most 100), whatever the number of tickets (rate-limit friendly). The caller
+        looks up the others one by one."""
         self._ensure_markets()
         wanted = {t.client_order_id: t for t in tickets}
         listed = list(self._call(self.client.fetch_open_orders))
+        # The tickets are the account's latest orders but for those placed meanwhile.
+        limit = min(100, len(tickets) + 20)
         for market_type in sorted({self._market(t.symbol)["type"] for t in tickets}):
-            listed += self._call(self.client.fetch_closed_orders, None, None, 100, {"type": market_type})
+            listed += self._call(self.client.fetch_closed_orders, None, None, limit, {"type": market_type})
         found = {}
         for order in listed:
             ticket = wanted.get(order.get("clientOrderId"))
