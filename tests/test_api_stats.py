@@ -195,7 +195,7 @@ def test_it_narrows_every_figure_to_an_account_and_a_strategy(checked_api, accou
     assert stats(checked_api, account="nobody")["today"]["total"] == 0
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plans")
+@pytest.mark.sqlite_only  # reads SQLite's EXPLAIN QUERY PLAN: the SQLite leg of make test runs it
 def test_it_counts_from_indexes_alone_without_sorting(api, accounts):
     seed_example_orders()
 
