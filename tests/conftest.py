@@ -2,6 +2,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,9 +16,39 @@ from rest_framework.test import APIClient
 from orders.services.accounts import sync_accounts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# shared/ sits beside the checkout; a git worktree elsewhere can point at it instead.
-CONTRACT_DIR = Path(os.environ.get("CONTRACT_DIR") or BASE_DIR.parent / "shared" / "contract")
+# The seed report's API examples, copied verbatim into the repository (see its README).
+CONTRACT_DIR = BASE_DIR / "tests" / "contract"
 OUTPUT_DIR = BASE_DIR / "test-output"
+
+
+def _outside_repository(path: str) -> bool:
+    """A path the suite must not read: beside the checkout (a sibling folder such as
+    shared/) or in the home directory, other than the Python installation and pytest's
+    temporary folders."""
+    resolved = os.path.realpath(path)
+
+    def under(root) -> bool:
+        root = str(root).rstrip("/")
+        return bool(root) and (resolved == root or resolved.startswith(root + "/"))
+
+    if under(BASE_DIR) or any(under(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}):
+        return False
+    if under(BASE_DIR.parent):
+        sibling = Path(resolved).relative_to(BASE_DIR.parent).parts[0]
+        return not sibling.startswith("pytest-of-")
+    return under(os.path.expanduser("~")) and not under(tempfile.gettempdir())
+
+
+def _standalone_guard(event: str, args: tuple) -> None:
+    # A fresh clone must pass with nothing beside it: opening a file outside the
+    # repository (the seed's shared/ folder, a home directory) fails the test that did.
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.fsdecode(args[0])
+        if os.path.isabs(path) and _outside_repository(path):
+            raise PermissionError(f"tests may not read outside the repository: {path}")
+
+
+sys.addaudithook(_standalone_guard)
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.05, message: str = "condition"):
