@@ -57,6 +57,10 @@ class Account(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Set while the exchange cannot be reached or is under maintenance: orders are held
+    # (not failed) until it answers again or they expire.
+    degraded_reason = models.TextField(blank=True)
+    degraded_since = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -135,6 +139,11 @@ class Order(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # The last placement request's deadline (OKX's expTime, on OKX's clock), committed
+    # before the request leaves: the exchange processes no request of it after this.
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # Whether any placement request of this order may have reached the exchange.
+    sent = models.BooleanField(default=False)
     # A resting order the user asked to cancel on the exchange (done by the drainer).
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     exchange_checked_at = models.DateTimeField(null=True, blank=True)
@@ -171,6 +180,56 @@ class Order(models.Model):
         return self.request_id
 
 
+class EventActor(models.TextChoices):
+    USER = "user", "User"
+    OPERATOR = "operator", "Operator"
+    WORKER = "worker", "Worker"
+    RECOVERY = "recovery", "Recovery"
+    SYSTEM = "system", "System"
+
+
+class OrderEvent(models.Model):
+    """One change of an order (status, exchange state, fills) or of the service (an
+    account or all trading paused or resumed, a cluster up or down), written by
+    orders.services.transitions in the same transaction as the change itself. Ids only
+    grow: the journal, the notifications and the live stream read "events after id N"."""
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=32)
+    order = models.ForeignKey("Order", null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    account_id = models.CharField(max_length=64, blank=True)
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16, blank=True)
+    actor = models.CharField(max_length=16, choices=EventActor.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    username = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    # Set once the event's journal line is written (only events that owe one).
+    journal_pending = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["account_id", "id"], name="event_account_idx"),
+            models.Index(fields=["order", "id"], name="event_order_idx"),
+            models.Index(fields=["id"], condition=models.Q(journal_pending=True), name="event_journal_pending_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.from_status}->{self.to_status}"
+
+
+class Installation(models.Model):
+    """This installation's identity (a single row): the salt of every client order id,
+    so that a reset database or a second installation on the same API key never reuses
+    an id an earlier order had on the exchange."""
+
+    salt = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+
 class PaperOrder(models.Model):
     """What the paper exchange "received": the simulated venue's own book, kept in the
     database so that every worker process sees it and a crashed order can be looked up
@@ -179,7 +238,9 @@ class PaperOrder(models.Model):
     orders in flight."""
 
     account_id = models.CharField(max_length=64, db_index=True)
-    client_order_id = models.CharField(max_length=32, unique=True)
+    # Not unique: like OKX, the paper venue refuses a repeated id only while the
+    # earlier order with it is still open.
+    client_order_id = models.CharField(max_length=32, db_index=True)
     exchange_order_id = models.CharField(max_length=32)
     symbol = models.CharField(max_length=64)
     side = models.CharField(max_length=4)
@@ -244,6 +305,8 @@ class NotificationEvent(models.TextChoices):
     ORDER_EXPIRED = "order_expired", "Order expired"
     ORDER_STUCK = "order_stuck", "Order stuck (needs an operator)"
     ORDER_SUCCEEDED = "order_succeeded", "Order succeeded"
+    ORDER_FILLED = "order_filled", "Order filled on the exchange"
+    ORDER_EXCHANGE_CANCELLED = "order_exchange_cancelled", "Order cancelled by the exchange"
     ACCOUNT_PAUSED = "account_paused", "Account paused"
     SCHEDULER_STARTED = "scheduler_started", "Scheduler started"
     SCHEDULER_STOPPED = "scheduler_stopped", "Scheduler stopped"
