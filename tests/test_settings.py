@@ -226,4 +226,6 @@ def test_it_takes_q_workers_as_given_and_4_without_a_readable_accounts_file(tmp_
     assert show("settings.Q_WORKERS", tmp_path=tmp_path, Q_WORKERS="3") == "3"
     assert show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "no.json")) == "4"
     (tmp_path / "bad.json").write_text("{not json")
-    assert show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "bad.json")) == "4"
+    assert (
+        show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "bad.json")) == "4"
+    )

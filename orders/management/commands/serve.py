@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from orders.selectors import cluster_stalled, cluster_status
 from orders.services import notifications
 from orders.services.accounts import AccountsFileError, sync_accounts
-from orders.services.execution import recover
+from orders.services.recovery import recover
 
 logger = logging.getLogger("orders.serve")
 
