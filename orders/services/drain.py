@@ -409,7 +409,9 @@ def _give_up(order: Order, why: str) -> None:
 def _pause(lease: Lease, stop_at: float, seconds: float, *, account_id: str | None = None) -> None:
     """Wait before the next step, then make sure it may still be taken: the lease is
     ours, the time is not up and (for a re-send) the account may still trade."""
-    if time.monotonic() + seconds >= stop_at:
+    remaining = stop_at - time.monotonic()
+    if seconds >= remaining:
+        time.sleep(max(0.0, remaining))  # the time is up: hand over, without a busy loop
         raise _Stop()
     time.sleep(seconds)
     if not lease.keep():
