@@ -24,21 +24,26 @@ def journal_path(day) -> Path:
 
 
 def journal_append(*, order: Order, at=None) -> None:
-    """Append the order's line to the file of the day `at` (default: when it finished).
-    One write() of the whole line under an exclusive lock, so lines from concurrent
-    workers never interleave or tear."""
-    line = (json.dumps(order_record(order), ensure_ascii=False, sort_keys=False) + "\n").encode()
-    path = journal_path(timezone.localdate(at or order.finished_at or timezone.now()))
+    """Append the order's line to the file of the day `at` (default: when it finished)."""
+    journal_append_many(orders=[order], at=at or order.finished_at)
+
+
+def journal_append_many(*, orders: list[Order], at=None) -> None:
+    """Append the orders' lines to the file of the day `at`. One write() of the whole
+    lines under an exclusive lock, so lines from concurrent workers never interleave or
+    tear."""
+    data = "".join(json.dumps(order_record(order), ensure_ascii=False) + "\n" for order in orders).encode()
+    path = journal_path(timezone.localdate(at or timezone.now()))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _open_locked(path)
         try:
-            os.write(fd, line)
+            os.write(fd, data)
         finally:
             os.close(fd)
     except OSError as exc:
         # The database stays the truth; a full disk must not stop trading.
-        logger.error("journal write failed for %s: %s", order.request_id, exc)
+        logger.error("journal write failed for %s: %s", ", ".join(o.request_id for o in orders[:5]), exc)
 
 
 def journal_has_event(*, event_id: int, at) -> bool:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from orders.models import Account, Control, EventActor, Order, OrderEvent, OrderStatus
 from orders.services import notifications
-from orders.services.journal import journal_append, journal_has_event
+from orders.services.journal import journal_append, journal_append_many, journal_has_event
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,70 @@ def move(
     return True
 
 
+def claim(orders: list[Order], *, actor: Actor, extra: Q | None = None) -> list[Order]:
+    """Move queued orders to processing (a drainer takes them): the ones that were still
+    queued (and meet `extra`) are returned. One UPDATE, one read and one INSERT of their
+    events for any number of orders."""
+    if len(orders) == 1:
+        moved = move(orders[0], OrderStatus.PROCESSING, actor=actor, only_from=(OrderStatus.QUEUED,), extra=extra,
+                     started_at=timezone.now())  # fmt: skip
+        return orders if moved else []
+    now = timezone.now()
+    ids = [order.pk for order in orders]
+    with transaction.atomic():
+        rows = Order.objects.filter(pk__in=ids, status=OrderStatus.QUEUED)
+        if extra is not None:
+            rows = rows.filter(extra)
+        rows.update(status=OrderStatus.PROCESSING, started_at=now)
+        # Only the account's lease holder moves its orders to processing: those that
+        # are processing since `now` are the ones this UPDATE took.
+        taken = set(
+            Order.objects.filter(pk__in=ids, status=OrderStatus.PROCESSING, started_at=now).values_list("pk", flat=True)
+        )
+        claimed = [order for order in orders if order.pk in taken]
+        for order in claimed:
+            order.status, order.started_at = OrderStatus.PROCESSING, now
+        _events(claimed, actor=actor, from_status=OrderStatus.QUEUED, to_status=OrderStatus.PROCESSING, at=now)
+    return claimed
+
+
+def finish_many(
+    orders: list[Order], to: str, *, actor: Actor, fields: dict[int, dict], reason: str = ""
+) -> list[Order]:
+    """Move many in-flight orders to a final status at once, each with its own `fields`
+    (by order pk): one locked read, one UPDATE, one INSERT of their events, and their
+    journal lines in one write after the commit. Returns the orders moved."""
+    sources = ALLOWED[to]
+    now = timezone.now()
+    with transaction.atomic():
+        current = dict(
+            Order.objects.select_for_update()
+            .filter(pk__in=[order.pk for order in orders], status__in=sources)
+            .values_list("pk", "status")
+        )
+        moved = [order for order in orders if order.pk in current]
+        names = {"status", "finished_at"}
+        for order in moved:
+            for name, value in fields[order.pk].items():
+                setattr(order, name, value)
+                names.add(name)
+            order.status, order.finished_at = to, now
+        if not moved:
+            return []
+        Order.objects.bulk_update(moved, sorted(names))
+        events = [
+            _event_row(kind="status", order=order, actor=actor, from_status=current[order.pk], to_status=to,
+                       reason=reason, journal=to in OrderStatus.final(), at=now)
+            for order in moved
+        ]  # fmt: skip
+        OrderEvent.objects.bulk_create(events)
+        for order in moved:
+            _notify_status(order, before=current[order.pk], reason=reason)
+    if to in OrderStatus.final():
+        transaction.on_commit(lambda: _journal_many(events, moved))
+    return moved
+
+
 def exchange_update(order: Order, *, actor: Actor, details: dict, **fields) -> bool:
     """Record what the exchange now says of a placed order (state, fills, fee). Writes an
     event only when something changed; when the state settles (filled, or cancelled with
@@ -186,7 +250,15 @@ def order_created(orders: list[Order], *, actor: Actor) -> None:
 
 
 def _event(*, kind: str, order: Order | None = None, actor: Actor, details=None, journal=False, **fields) -> OrderEvent:
-    return OrderEvent.objects.create(
+    event = _event_row(kind=kind, order=order, actor=actor, details=details, journal=journal, **fields)
+    event.save(force_insert=True)
+    return event
+
+
+def _event_row(
+    *, kind: str, order: Order | None = None, actor: Actor, details=None, journal=False, **fields
+) -> OrderEvent:
+    return OrderEvent(
         kind=kind,
         order=order,
         account_id=order.account_id if order is not None else fields.pop("account_id", ""),
@@ -197,6 +269,10 @@ def _event(*, kind: str, order: Order | None = None, actor: Actor, details=None,
         journal_pending=journal,
         **fields,
     )
+
+
+def _events(orders: list[Order], *, actor: Actor, **fields) -> None:
+    OrderEvent.objects.bulk_create([_event_row(kind="status", order=order, actor=actor, **fields) for order in orders])
 
 
 def _jsonable(details: dict) -> dict:
@@ -229,6 +305,12 @@ def _journal(event: OrderEvent, order: Order) -> None:
     """The event's journal line, from the order as the change left it."""
     journal_append(order=order, at=event.at)
     OrderEvent.objects.filter(pk=event.pk).update(journal_pending=False)
+
+
+def _journal_many(events: list[OrderEvent], orders: list[Order]) -> None:
+    journal_append_many(orders=orders, at=events[0].at)
+    if events[0].pk is not None:  # bulk_create returns ids on PostgreSQL and SQLite
+        OrderEvent.objects.filter(pk__in=[event.pk for event in events]).update(journal_pending=False)
 
 
 def replay_journal(*, older_than: timedelta = JOURNAL_GRACE) -> int:
