@@ -1,5 +1,6 @@
 """The OKX adapter through the real ccxt client against the local OKX fake."""
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -273,14 +274,18 @@ def test_it_says_not_placed_when_the_deadline_had_passed_on_arrival_and_measures
 def test_it_says_not_placed_when_the_deadline_passed_before_processing(fake, creds):
     exchange = make_exchange(fake, options={"timeout_ms": 5000})
     exchange.load_markets()
-    place(exchange, ticket(1))  # leverage set: the next placement is one request
-    fake.inject("hold_before", path_suffix="trade/batch-orders", times=1, seconds=1.0)
+    fake.inject("hold_before", path_suffix="trade/batch-orders", times=1, seconds=60)
 
-    with pytest.raises(NotPlacedError) as raised:
-        place(exchange, ticket(2), budget_ms=500)
+    with ThreadPoolExecutor(1) as pool:
+        sent = pool.submit(place, exchange, ticket(), budget_ms=1000)
+        [held] = fake.wait_for_request(state="held")
+        assert fake.wait_for(lambda: fake.now_ms() > held["expTime"])
+        fake.release_held()  # OKX takes the request up after its deadline
+        with pytest.raises(NotPlacedError) as raised:
+            sent.result(timeout=5)
 
     assert raised.value.code == "50037"
-    assert fake.order_count(ticket(2).client_order_id) == 0
+    assert fake.orders(KEY) == []
     assert fake.order_requests[-1]["outcome"] == "expired:50037"
 
 

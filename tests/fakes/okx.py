@@ -199,7 +199,7 @@ _ERR = {
     # expTime already past was seen answered 200, code "1", sCode 50036 per order.
     "50036": (
         200,
-        ("The expTime can't be earlier than the current system time. Please adjust the expTime and try again."),
+        "The expTime can't be earlier than the current system time. Please adjust the expTime and try again.",
     ),
     "50037": (200, "Order expired."),
     "50061": (429, "Sub-account rate limit exceeded."),
@@ -301,10 +301,6 @@ _CANCEL_PATHS = ("trade/cancel-order", "trade/cancel-batch-orders")
 # --------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------
-
-
-def _ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _dec(value: Any) -> Decimal | None:

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import ccxt
@@ -584,10 +585,17 @@ def test_a_bad_exp_time_is_a_parameter_error(fake, ex):
 
 
 def test_exp_time_passed_while_held_is_refused_with_50037(fake, ex):
-    fake.inject("hold_before", path_suffix="trade/batch-orders", seconds=0.3)
-    ex.headers["expTime"] = str(fake.now_ms() + 50)
-    with pytest.raises(ccxt.ExchangeError, match="50037"):
-        ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "x4"})
+    fake.inject("hold_before", path_suffix="trade/batch-orders", seconds=60)
+    ex.headers["expTime"] = str(fake.now_ms() + 1000)
+    with ThreadPoolExecutor(1) as pool:
+        sent = pool.submit(ex.create_order, SWAP, "market", "buy", 0.1, None, {"clientOrderId": "x4"})
+        [held] = fake.wait_for_request(state="held")
+        assert fake.in_flight_orders(KEY) == 1
+        assert fake.wait_for(lambda: fake.now_ms() > held["expTime"])
+        assert fake.in_flight_orders(KEY) == 0  # it can no longer place anything
+        fake.release_held()
+        with pytest.raises(ccxt.ExchangeError, match="50037"):
+            sent.result(timeout=5)
     [logged] = fake.order_requests
     assert logged["outcome"] == "expired:50037" and logged["codes"] == ["50037"]
     assert logged["processedMs"] > logged["expTime"]
