@@ -623,7 +623,7 @@ def test_a_held_request_stops_counting_as_in_flight_once_its_exp_time_passes(fak
     ex = make_client(fake, timeout=300)
     ex.load_markets()
     fake.inject("hold_before", path_suffix="trade/batch-orders", times=1, seconds=60)
-    ex.headers["expTime"] = str(fake.now_ms() + 400)
+    ex.headers["expTime"] = str(fake.now_ms() + 1500)
     with pytest.raises(ccxt.RequestTimeout):
         ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "late2"})
     assert fake.in_flight_orders(KEY) == 1
@@ -667,10 +667,13 @@ def test_code_then_process_counts_as_in_flight_until_processed(fake, ex):
 
 
 def test_code_then_process_after_the_exp_time_places_nothing(fake, ex):
-    fake.inject("code_then_process", path_suffix="trade/batch-orders", seconds=0.3)
-    ex.headers["expTime"] = str(fake.now_ms() + 100)
+    fake.inject("code_then_process", path_suffix="trade/batch-orders", seconds=60)
+    ex.headers["expTime"] = str(fake.now_ms() + 1000)
     with pytest.raises(ccxt.RequestTimeout):
         ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "c6"})
+    [held] = fake.wait_for_request(state="held")
+    assert fake.wait_for(lambda: fake.now_ms() > held["expTime"])
+    fake.release_held()
     fake.wait_for_request(outcome="expired:50037")
     assert fake.orders() == []
 
