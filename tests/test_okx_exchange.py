@@ -251,6 +251,7 @@ def test_it_sends_the_deadline_as_exp_time_on_placements_and_the_signature_still
 
     [request] = fake.order_requests
     assert request["expTime"] == deadline
+    assert "expTime" not in request["orders"][0]  # a header, never in the body
     assert request["outcome"] == "accepted"  # a bad signature would be auth:50113
     assert fake.order_count(ticket().client_order_id) == 1
 
