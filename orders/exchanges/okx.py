@@ -16,7 +16,7 @@ clock is off (50102) or a deadline had already passed on arrival (50036).
 Account options (accounts file, "options"):
   position_mode: "net" (default) or "long_short" (posSide is sent for swaps)
   market_types:  ["spot", "swap"] (default) the market types loaded
-  timeout_ms:    10000 (default) per request
+  timeout_ms:    per request (default: ORDER_SCHEDULER_EXCHANGE_TIMEOUT, 10 s)
 """
 
 import json
@@ -29,6 +29,7 @@ from decimal import ROUND_DOWN, Decimal
 import ccxt
 import requests
 import urllib3
+from django.conf import settings
 
 from orders.exchanges.base import (
     AccountError,
@@ -131,7 +132,8 @@ class OkxExchange:
         if not all(self._secrets):
             raise AccountError(f"Account {account.id} has no API credentials configured", code="config")
         self.position_mode = options.get("position_mode", "net")
-        self.timeout_seconds = int(options.get("timeout_ms", 10000)) / 1000
+        default_ms = settings.ORDER_SCHEDULER["EXCHANGE_TIMEOUT"] * 1000
+        self.timeout_seconds = int(options.get("timeout_ms", default_ms)) / 1000
         client_class = CLIENT_CLASSES.get(account.hostname, OkxClient)
         config = {
             "apiKey": self._secrets[0],

@@ -201,10 +201,11 @@ def exchange_update(order: Order, *, actor: Actor, details: dict, **fields) -> b
     """Record what the exchange now says of a placed order (state, fills, fee). Writes an
     event only when something changed; when the state settles (filled, or cancelled with
     something filled) the journal gets the order's second line and Telegram is told. An
-    order the exchange cancelled with nothing filled fails (exchange_cancelled)."""
+    order the exchange cancelled with nothing filled, unasked, fails (exchange_cancelled)."""
     changed = any(getattr(order, name) != value for name, value in fields.items() if name != "exchange_checked_at")
     if fields.get("exchange_state") == "cancelled" and not fields.get("filled_amount"):
-        if order.status == OrderStatus.SUCCESS:
+        # Cancelled by the exchange, not at a user's request (that one stays a success).
+        if order.status == OrderStatus.SUCCESS and order.cancel_requested_at is None:
             return move(
                 order,
                 OrderStatus.FAILED,
