@@ -243,13 +243,14 @@ def _carry_order(*, order: Order, exchange: Exchange, lease: Lease, stop_at: flo
                 lookup_failures += 1
                 if lookup_failures >= LOOKUP_FAILURES:
                     _give_up(order, f"the look-ups kept failing ({order.error_message})")
-                _pause(lease, stop_at, backoff(lookup_failures - 1))
+                _pause(lease, stop_at, backoff(lookup_failures - 1), account_id=order.account_id)
                 continue
             if found.execution is not None:
                 reconcile.record_placed(order, found.execution)
                 return
             if not found.final:
-                _pause(lease, stop_at, min(1.0, max(0.05, reconcile.seconds_to_deadline(order, exchange))))
+                wait = min(1.0, max(0.05, reconcile.seconds_to_deadline(order, exchange)))
+                _pause(lease, stop_at, wait, account_id=order.account_id)
                 continue
             # Absent after its deadline: never placed, by any earlier request.
             Order.objects.filter(pk=order.pk).update(sent=False)
@@ -269,6 +270,8 @@ def _carry_order(*, order: Order, exchange: Exchange, lease: Lease, stop_at: flo
             )
             if not moved:
                 return  # an operator settled it meanwhile
+        if order.attempts and not account_can_trade(order.account_id):
+            raise _Stop()  # paused meanwhile: a re-send waits for the resume
         outcome = _send(order, exchange, lease)
         if outcome == "placed" or outcome == "final":
             return
@@ -318,7 +321,8 @@ def _send(order: Order, exchange: Exchange, lease: Lease) -> str:
     except RetryableError as exc:
         lease.busy_until = -math.inf
         if not was_sent:
-            Order.objects.filter(pk=order.pk).update(sent=False)
+            # Unless a later holder has sent it since (a new deadline): then it is theirs.
+            Order.objects.filter(pk=order.pk, deadline_at=deadline_at).update(sent=False)
             order.sent = False
         _refused(order, exc)
         return "refused"
@@ -363,12 +367,16 @@ def _refused(order: Order, exc: ExchangeError) -> None:
 
 
 def _final(order: Order, exc: FinalError) -> str:
+    # Only while no later holder has sent the order since (it would carry a new deadline).
+    ours = Q(deadline_at=order.deadline_at)
     if isinstance(exc, AccountError):
         # Paused first: whoever sees the order failed also sees the account paused.
         transitions.pause_account(account_id=order.account_id, reason=exc.message, actor=transitions.WORKER)
-        reconcile.record_failed(order, code=exc.code, message=exc.message)
+        reconcile.record_failed(
+            order, code=exc.code, message=exc.message, only_from=OrderStatus.in_flight(), extra=ours
+        )
         return "paused"
-    reconcile.record_failed(order, code=exc.code, message=exc.message)
+    reconcile.record_failed(order, code=exc.code, message=exc.message, only_from=OrderStatus.in_flight(), extra=ours)
     return "final"
 
 
@@ -378,6 +386,7 @@ def _unclear(order: Order, exc: ExchangeError) -> None:
         OrderStatus.UNKNOWN,
         actor=transitions.WORKER,
         only_from=(OrderStatus.PROCESSING,),
+        extra=Q(deadline_at=order.deadline_at),
         reason=exc.message,
         details={"error_code": exc.code},
         error_code=exc.code,
@@ -406,9 +415,9 @@ def _give_up(order: Order, why: str) -> None:
     raise _Stop()
 
 
-def _pause(lease: Lease, stop_at: float, seconds: float, *, account_id: str | None = None) -> None:
+def _pause(lease: Lease, stop_at: float, seconds: float, *, account_id: str) -> None:
     """Wait before the next step, then make sure it may still be taken: the lease is
-    ours, the time is not up and (for a re-send) the account may still trade."""
+    ours, the time is not up and the account may still trade."""
     remaining = stop_at - time.monotonic()
     if seconds >= remaining:
         time.sleep(max(0.0, remaining))  # the time is up: hand over, without a busy loop
@@ -416,9 +425,8 @@ def _pause(lease: Lease, stop_at: float, seconds: float, *, account_id: str | No
     time.sleep(seconds)
     if not lease.keep():
         raise _Stop()
-    if account_id is not None:
-        from orders.services.recovery import expire_overdue
+    from orders.services.recovery import expire_overdue
 
-        expire_overdue(account_id=account_id)  # the orders held behind this one
-        if not account_can_trade(account_id):
-            raise _Stop()
+    expire_overdue(account_id=account_id)  # the orders held behind this one
+    if not account_can_trade(account_id):
+        raise _Stop()

@@ -123,11 +123,15 @@ def record_placed(order: Order, execution: Execution, *, actor=transitions.WORKE
     return moved
 
 
-def record_failed(order: Order, *, code: str, message: str, actor=transitions.WORKER, **fields) -> bool:
+def record_failed(
+    order: Order, *, code: str, message: str, actor=transitions.WORKER, only_from=None, extra=None, **fields
+) -> bool:
     moved = transitions.move(
         order,
         OrderStatus.FAILED,
         actor=actor,
+        only_from=only_from,
+        extra=extra,
         reason=message,
         details={"error_code": code},
         error_code=code,
