@@ -361,7 +361,9 @@ def _refused(order: Order, exc: ExchangeError) -> None:
     """Nothing was placed. An outage degrades the account; the order is held."""
     logger.info("order %s: refused before processing (%s), held", order.request_id, exc.code)
     note = f"{exc.message} (held: sent again when the exchange takes it, until it expires)"
-    Order.objects.filter(pk=order.pk).update(error_code=exc.code, error_message=note)
+    Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING, deadline_at=order.deadline_at).update(
+        error_code=exc.code, error_message=note
+    )
     if exc.code in OUTAGE_CODES:
         transitions.degrade_account(account_id=order.account_id, reason=exc.message)
 
