@@ -216,9 +216,9 @@ class OkxExchange:
 
     # --- orders -------------------------------------------------------------------------
 
-    def place_order(self, ticket: OrderTicket, *, deadline_ms: int) -> Execution:
-        """Send the order once, with OKX's expTime = `deadline_ms` (OKX's clock)."""
-        self._ensure_markets()
+    def _order_args(self, ticket: OrderTicket) -> tuple:
+        """create_order's arguments for the ticket, after its leverage step (set only
+        when it differs from what this client last set)."""
         market = self._market(ticket.symbol)
         amount = self._exchange_amount(ticket, market)
         params = {"clientOrderId": ticket.client_order_id}
@@ -234,13 +234,67 @@ class OkxExchange:
         else:
             params["tdMode"] = "cash"
         price = float(ticket.price) if ticket.price is not None else None
+        return ticket.symbol, ticket.order_type, ticket.side, amount, price, params
+
+    def place_orders(self, tickets: list[OrderTicket], *, deadline_ms: int) -> list:
+        """Up to 20 orders in one trade/batch-orders request, with one expTime. OKX
+        places them in turn; each member's sCode is its own outcome: an Execution, or
+        the error a single placement would have raised. Raises for the request as a
+        whole (NotPlacedError: nothing placed; AmbiguousError: any member may be)."""
+        self._ensure_markets()
+        requests = []
+        outcomes: list = [None] * len(tickets)
+        for n, ticket in enumerate(tickets):
+            try:
+                requests.append((n, self.client.create_order_request(*self._order_args(ticket))))
+            except ExchangeError as exc:  # refused here (below the minimum, leverage not set)
+                outcomes[n] = exc
+            except ccxt.BaseError as exc:
+                outcomes[n] = self._classify(exc)
+        if not requests:
+            return outcomes
+        self.client.deadline.ms = deadline_ms
+        try:
+            items = self._call(self._send_batch, [request for _, request in requests], placing=True)
+        finally:
+            self.client.deadline.ms = None
+        for (n, _), item in zip(requests, items, strict=False):
+            outcomes[n] = self._batch_outcome(item)
+        for n, outcome in enumerate(outcomes):
+            if outcome is None:  # OKX answered for fewer orders than it was sent
+                outcomes[n] = AmbiguousError("OKX's batch reply left this order out", code="unexpected")
+        return outcomes
+
+    def _send_batch(self, body: list) -> list:
+        """The batch reply's items. ccxt raises when every member failed (code 1), with
+        OKX's reply in its text: each member's own sCode is taken from there."""
+        try:
+            return self.client.privatePostTradeBatchOrders(body).get("data") or []
+        except ccxt.BaseError as exc:
+            items = _reply_items(str(exc))
+            if not items or not all(isinstance(item, dict) and item.get("sCode") for item in items):
+                raise
+            return items
+
+    def _batch_outcome(self, item: dict):
+        code = str(item.get("sCode", ""))
+        if code == "0":
+            return Execution(order_id=str(item.get("ordId")), state="submitted")
+        # The exception ccxt raises for this code on a single placement, classified alike.
+        error_class = self.client.exceptions["exact"].get(code, ccxt.ExchangeError)
+        return self._classify(error_class(json.dumps({"code": "1", "data": [item], "msg": ""})), placing=True)
+
+    def place_order(self, ticket: OrderTicket, *, deadline_ms: int) -> Execution:
+        """Send the order once, with OKX's expTime = `deadline_ms` (OKX's clock)."""
+        self._ensure_markets()
+        symbol, order_type, side, amount, price, params = self._order_args(ticket)
         self.client.deadline.ms = deadline_ms
         try:
             placed = self._call(
                 self.client.create_order,
-                ticket.symbol,
-                ticket.order_type,
-                ticket.side,
+                symbol,
+                order_type,
+                side,
                 amount,
                 price,
                 params,
@@ -431,6 +485,15 @@ _UNRECOGNISED = (ccxt.ExchangeError, ccxt.OperationFailed, ccxt.BadResponse, ccx
 
 def _decimal(value) -> Decimal | None:
     return Decimal(str(value)) if value is not None else None
+
+
+def _reply_items(message: str) -> list | None:
+    """The `data` list of the OKX reply in a ccxt error text, if there is one."""
+    start = message.find("{")
+    try:
+        return json.loads(message[start:]).get("data") if start >= 0 else None
+    except (ValueError, AttributeError):
+        return None
 
 
 def _okx_code(message: str) -> tuple[str, str]:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from orders.models import Account, Control, EventActor, Order, OrderEvent, OrderStatus
 from orders.services import notifications
-from orders.services.journal import journal_append, journal_append_many, journal_has_event
+from orders.services.journal import journal_append, journal_append_many, journal_lines_present
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ def move(
     if to in OrderStatus.final():
         fields.setdefault("finished_at", now)
     with transaction.atomic():
+        flush_journal_marks()  # in this transaction: no commit of their own
         rows = Order.objects.filter(pk=order.pk)
         if extra is not None:
             rows = rows.filter(extra)
@@ -144,6 +145,7 @@ def claim(orders: list[Order], *, actor: Actor, extra: Q | None = None) -> list[
     now = timezone.now()
     ids = [order.pk for order in orders]
     with transaction.atomic():
+        flush_journal_marks()
         rows = Order.objects.filter(pk__in=ids, status=OrderStatus.QUEUED)
         if extra is not None:
             rows = rows.filter(extra)
@@ -169,6 +171,7 @@ def finish_many(
     sources = ALLOWED[to]
     now = timezone.now()
     with transaction.atomic():
+        flush_journal_marks()
         current = dict(
             Order.objects.select_for_update()
             .filter(pk__in=[order.pk for order in orders], status__in=sources)
@@ -233,6 +236,7 @@ def exchange_update(order: Order, *, actor: Actor, details: dict, **fields) -> b
 
 def order_created(orders: list[Order], *, actor: Actor) -> None:
     """The `created` events of freshly queued orders (in the submit's transaction)."""
+    flush_journal_marks()
     OrderEvent.objects.bulk_create(
         [
             OrderEvent(
@@ -302,31 +306,46 @@ def order_stuck(order: Order, *, reason: str, actor: Actor) -> None:
 # --- the journal, written from the events -----------------------------------------------
 
 
+# Events whose journal line is written but not yet marked: marked in this process's next
+# transaction (or by flush_journal_marks), not in one of their own. A crash before that
+# leaves them to replay_journal, which finds their lines and only marks them.
+_marks_owed: list[int] = []
+
+
 def _journal(event: OrderEvent, order: Order) -> None:
     """The event's journal line, from the order as the change left it."""
     journal_append(order=order, at=event.at)
-    OrderEvent.objects.filter(pk=event.pk).update(journal_pending=False)
+    _marks_owed.append(event.pk)
 
 
 def _journal_many(events: list[OrderEvent], orders: list[Order]) -> None:
     journal_append_many(orders=orders, at=events[0].at)
-    if events[0].pk is not None:  # bulk_create returns ids on PostgreSQL and SQLite
-        OrderEvent.objects.filter(pk__in=[event.pk for event in events]).update(journal_pending=False)
+    _marks_owed.extend(event.pk for event in events if event.pk is not None)
+
+
+def flush_journal_marks() -> None:
+    """Mark the journal lines written since the last mark (one UPDATE)."""
+    if _marks_owed:
+        owed = list(_marks_owed)
+        _marks_owed.clear()
+        OrderEvent.objects.filter(pk__in=owed).update(journal_pending=False)
 
 
 def replay_journal(*, older_than: timedelta = JOURNAL_GRACE) -> int:
     """Write the journal lines a crash left owed (events committed, line not marked
     written): a line already in the file is only marked, never written twice."""
-    owed = OrderEvent.objects.filter(journal_pending=True, at__lt=timezone.now() - older_than).select_related(
-        "order__account", "order__retry_of"
+    flush_journal_marks()
+    owed = list(
+        OrderEvent.objects.filter(journal_pending=True, at__lt=timezone.now() - older_than)
+        .select_related("order__account", "order__retry_of")
+        .order_by("id")[:1000]
     )
-    written = 0
-    for event in owed.order_by("id")[:1000]:
-        if not journal_has_event(event_id=event.pk, at=event.at):
-            journal_append(order=event.order, at=event.at)
-            written += 1
-        OrderEvent.objects.filter(pk=event.pk).update(journal_pending=False)
-    return written
+    present = journal_lines_present(owed)
+    missing = [event for event in owed if event.pk not in present]
+    for event in missing:
+        journal_append(order=event.order, at=event.at)
+    OrderEvent.objects.filter(pk__in=[event.pk for event in owed]).update(journal_pending=False)
+    return len(missing)
 
 
 # --- accounts and the desk --------------------------------------------------------------
