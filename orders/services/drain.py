@@ -37,6 +37,7 @@ from orders.exchanges.base import (
     ExchangeError,
     Execution,
     FinalError,
+    NotPlacedError,
     RetryableError,
 )
 from orders.models import Account, Control, Order, OrderStatus
@@ -148,6 +149,7 @@ class _Drain:
     lease: Lease
     stop_at: float
     size: int = 1
+    portfolio_margin: bool = False
     taken: int = 0
     unclear: dict = field(default_factory=dict)  # order pk -> sends that came back unclear
 
@@ -159,6 +161,7 @@ def _drain_leased(*, lease: Lease, stop_at: float) -> int:
     exchange = get_exchange(account)
     lease.size_for(exchange)
     drain = _Drain(account, exchange, lease, stop_at, size=batch_size(account, exchange))
+    drain.portfolio_margin = bool((account.options or {}).get("portfolio_margin"))
     try:
         # First whatever a previous holder left in flight: it must be settled before
         # the next order of this account may be sent.
@@ -303,7 +306,8 @@ def _carry(drain: _Drain, orders: list[Order]) -> None:
             )
             if not moved:
                 pending.remove(order)  # an operator settled it meanwhile
-        _send(drain, pending, claim=False)
+        for start in range(0, len(pending), drain.size):
+            _send(drain, pending[start : start + drain.size], claim=False)
         refused = [order for order in pending if order.status == OrderStatus.PROCESSING and not order.sent]
         pending = [order for order in pending if order.status in OrderStatus.in_flight()]
         if refused:
@@ -389,6 +393,12 @@ def _one(exchange: Exchange, ticket, deadline_ms: int):
 
 def _record_results(drain: _Drain, orders: list[Order], results: list, was_sent: dict) -> None:
     pairs = list(zip(orders, results, strict=True))
+    if len(orders) > 1 and drain.portfolio_margin and all(type(result) is FinalError for result in results):
+        # A portfolio-margin account takes a batch all or nothing: one refused member
+        # refuses them all. Nothing was placed; each is sent again alone for its own verdict.
+        drain.size = 1
+        results = [NotPlacedError(f"Batch refused as a whole: {results[0].message}", code="batch") for _ in orders]
+        pairs = list(zip(orders, results, strict=True))
     _record_placed(drain, [(order, result) for order, result in pairs if isinstance(result, Execution)])
     for order, result in pairs:
         if isinstance(result, RetryableError):
