@@ -222,8 +222,7 @@ def _next_orders(*, account_id: str, limit: int) -> list[Order]:
     )
     batch, leverage = [], {}
     for order in queued:
-        key = (order.symbol, order.margin_mode, order.side if order.reduce_only else "")
-        if leverage.setdefault(key, order.leverage) != order.leverage:
+        if leverage.setdefault((order.symbol, order.margin_mode), order.leverage) != order.leverage:
             break
         batch.append(order)
     return batch
@@ -267,11 +266,13 @@ def _carry(drain: _Drain, orders: list[Order]) -> None:
         if sent:
             # A request of them may have reached the exchange: find out before anything.
             found = _look_up(drain, sent)
-            if found is None:
-                lookup_failures += 1
+            if not isinstance(found, dict):
+                # An unreachable exchange only holds the orders (the account is
+                # degraded); other failures leave them to an operator after a while.
+                lookup_failures += found != "outage"
                 if lookup_failures >= LOOKUP_FAILURES:
                     _give_up(drain, sent, f"the look-ups kept failing ({sent[0].error_message})")
-                _pause(drain, backoff(lookup_failures - 1))
+                _pause(drain, backoff(min(lookup_failures, 5)))
                 continue
             placed = [(order, found[order.pk].execution) for order in sent if found[order.pk].execution]
             _record_placed(drain, placed)
@@ -436,13 +437,15 @@ def _wait_for_budget(drain: _Drain, orders: list[Order]) -> None:
         time.sleep(wait)
 
 
-def _look_up(drain: _Drain, orders: list[Order]) -> dict | None:
-    """reconcile.look_up_many, or None when the look-up itself failed (noted on the
-    orders; an unreachable exchange degrades the account)."""
+def _look_up(drain: _Drain, orders: list[Order]) -> dict | str:
+    """reconcile.look_up_many; when the look-up itself failed, "outage" (the exchange
+    cannot be reached: the account is degraded) or "failed", noted on the orders."""
+    outcome = "failed"
     try:
         return reconcile.look_up_many(orders, drain.exchange)
     except ExchangeError as exc:
-        if exc.code in OUTAGE_CODES or isinstance(exc, (RetryableError, AmbiguousError)):
+        if exc.code in OUTAGE_CODES:
+            outcome = "outage"
             transitions.degrade_account(account_id=drain.account.pk, reason=f"Look-ups fail: {exc.message}")
         note = f"look-up failed: {exc.code} {exc.message}".strip()
     except Exception as exc:
@@ -451,7 +454,7 @@ def _look_up(drain: _Drain, orders: list[Order]) -> dict | None:
     Order.objects.filter(pk__in=[order.pk for order in orders]).update(error_message=note)
     for order in orders:
         order.error_message = note
-    return None
+    return outcome
 
 
 def _refused(drain: _Drain, orders: list[Order], exc: ExchangeError) -> None:
