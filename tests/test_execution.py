@@ -106,6 +106,8 @@ def test_it_executes_orders_one_per_request_in_eight_statements_each(accounts, s
 
 def test_it_executes_a_batch_of_twenty_in_a_few_statements(accounts, settings):
     ours = drain_queries(20, settings)
+    book = dict(PaperOrder.objects.values_list("client_order_id", "exchange_order_id"))
+    assert all(book[o.client_order_id] == o.order_id for o in Order.objects.all())  # each its own id
     # Next orders, claim (update, read back, events), deadline, finish (locked read,
     # update, events, last success), journal marks; plus the drain's own (lease,
     # account, in-flight, housekeeping): a few statements, not a few per order.

@@ -2041,6 +2041,8 @@ class FakeOKX:
                 and (not q.get("instType") or o["instType"] == q["instType"])
                 and (not q.get("instId") or o["instId"] == q["instId"])
                 and (not q.get("ordType") or o["ordType"] in q["ordType"].split(","))
+                # OKX pages by ordId: `after` = records earlier than that order
+                and (not q.get("after") or int(o["ordId"]) < int(q["after"]))
             ]
         data.sort(key=lambda o: int(o["ordId"]), reverse=True)
         return _ok(data[:limit])
