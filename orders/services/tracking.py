@@ -13,7 +13,6 @@ import math
 import time
 
 from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
 from orders.exchanges import get_exchange
@@ -32,17 +31,15 @@ TRACK_BATCH = 100
 TRACK_SOON = 1.0
 
 
-def record_exchange_state(order: Order, execution: Execution, *, actor: transitions.Actor, **fields) -> bool:
-    """Write what the exchange says of the order; True when something changed."""
-    return transitions.exchange_update(
-        order,
-        actor=actor,
-        details={
-            "exchange_state": execution.state,
-            "filled_amount": execution.filled_amount,
-            "average_price": execution.average_price,
-            "fee": execution.fee,
-        },
+def _exchange_state(execution: Execution, **fields) -> tuple[dict, dict]:
+    """The order fields and the event details of what the exchange says."""
+    details = {
+        "exchange_state": execution.state,
+        "filled_amount": execution.filled_amount,
+        "average_price": execution.average_price,
+        "fee": execution.fee,
+    }
+    values = dict(
         exchange_state=execution.state,
         filled_amount=execution.filled_amount,
         average_price=execution.average_price,
@@ -51,6 +48,13 @@ def record_exchange_state(order: Order, execution: Execution, *, actor: transiti
         exchange_checked_at=timezone.now(),
         **fields,
     )
+    return values, details
+
+
+def record_exchange_state(order: Order, execution: Execution, *, actor: transitions.Actor, **fields) -> bool:
+    """Write what the exchange says of the order; True when something changed."""
+    values, details = _exchange_state(execution, **fields)
+    return transitions.exchange_update(order, actor=actor, details=details, **values)
 
 
 def track_open_orders(*, account_id: str) -> int:
@@ -78,11 +82,8 @@ def track_open_orders(*, account_id: str) -> int:
                 found.append((order, execution))
     except ExchangeError as exc:
         logger.warning("tracking open orders of %s failed: %s %s", account_id, exc.code, exc.message)
-    changed = 0
-    with transaction.atomic():
-        for order, execution in found:
-            changed += record_exchange_state(order, execution, actor=transitions.WORKER)
-    return changed
+    updates = [(order, *_exchange_state(execution)) for order, execution in found]
+    return transitions.exchange_update_many(updates, actor=transitions.WORKER) if updates else 0
 
 
 def schedule_tracking() -> None:

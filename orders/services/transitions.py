@@ -263,6 +263,45 @@ def exchange_update(order: Order, *, actor: Actor, details: dict, **fields) -> b
     return True
 
 
+def exchange_update_many(updates: list[tuple[Order, dict, dict]], *, actor: Actor) -> int:
+    """exchange_update for many orders at once, as (order, fields, details): the changed
+    ones in one UPDATE with their events, the journal lines of those that settled in one
+    write. Returns how many changed."""
+    rows, unchanged, failed = [], [], 0
+    for order, fields, details in updates:
+        unasked_cancel = fields.get("exchange_state") == "cancelled" and not fields.get("filled_amount")
+        if unasked_cancel and order.status == OrderStatus.SUCCESS and order.cancel_requested_at is None:
+            failed += exchange_update(order, actor=actor, details=details, **fields)  # fails it (rare)
+        elif any(getattr(order, n) != v for n, v in fields.items() if n != "exchange_checked_at"):
+            rows.append((order, fields, details))
+        else:
+            unchanged.append(order.pk)
+    with transaction.atomic():
+        flush_journal_marks()
+        if unchanged:
+            Order.objects.filter(pk__in=unchanged).update(exchange_checked_at=timezone.now())
+        if not rows:
+            return failed
+        settled = []
+        for order, fields, _ in rows:
+            if fields.get("exchange_state") in SETTLED_STATES and order.exchange_state not in SETTLED_STATES:
+                settled.append(order)
+            for name, value in fields.items():
+                setattr(order, name, value)
+        _update_rows([order for order, _, _ in rows], sorted({n for _, fields, _ in rows for n in fields}))
+        events = [
+            _event_row(kind="exchange", order=order, actor=actor, details=details, journal=order in settled)
+            for order, _, details in rows
+        ]
+        OrderEvent.objects.bulk_create(events)
+        for order in settled:
+            notifications.order_settled(order=order)
+    if settled:
+        owed = [event for event in events if event.journal_pending]
+        transaction.on_commit(lambda: _journal_many(owed, settled))
+    return failed + len(rows)
+
+
 def order_created(orders: list[Order], *, actor: Actor) -> None:
     """The `created` events of freshly queued orders (in the submit's transaction)."""
     flush_journal_marks()
