@@ -9,6 +9,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,6 +20,7 @@ from orders.api.permissions import CanOperate, CanTrade, CanView, SubmitRateThro
 from orders.api.serializers import (
     IDEMPOTENCY_KEY_RE,
     ControlRequestSerializer,
+    EventsQuerySerializer,
     OrdersExportQuerySerializer,
     OrdersQuerySerializer,
     OrderSubmitSerializer,
@@ -30,6 +32,7 @@ from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume
 from orders.services.history import orders_csv
 from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
+from orders.services.stream import Scope, StreamBusy, open_stream
 from orders.services.submit import SubmitError, order_submit
 
 SUBMITTED = "Order submitted to scheduler"
@@ -186,6 +189,77 @@ class OrdersCsvView(APIView):
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
         response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.csv"'
         response["Cache-Control"] = "no-store"
+        return response
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets a client that accepts only text/event-stream (EventSource) through content
+    negotiation; the stream itself is a StreamingHttpResponse, and an error before it
+    starts is still the API's JSON error."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data)
+
+
+class EventsView(APIView):
+    """The live stream of order and service events (Server-Sent Events)."""
+
+    permission_classes = [CanView]
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        operation_id="events",
+        summary="Live stream of order and service events (Server-Sent Events), with resume",
+        description=schema.EVENTS_DESCRIPTION,
+        parameters=[
+            EventsQuerySerializer,
+            OpenApiParameter(
+                "Last-Event-ID",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                description="Resume after this event id (sent by EventSource when it reconnects).",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            400: schema.ErrorSerializer,
+            503: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+    )
+    def get(self, request):
+        query = EventsQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return error_response("Invalid query", query.errors)
+        data = query.validated_data
+        since = data.get("since")
+        header = request.headers.get("Last-Event-ID", "").strip()
+        if header:
+            if not header.isascii() or not header.isdigit() or len(header) > 19:
+                return error_response("Invalid request", {"Last-Event-ID": ["An event id: a whole number."]})
+            since = int(header)
+        allowed = allowed_account_ids(request.user)
+        if refused := _foreign_account(allowed, data.get("account")):
+            return refused
+        scope = Scope(
+            allowed=None if allowed is None else frozenset(allowed),
+            account=data.get("account"),
+            strategy=data.get("strategy"),
+            request_id=data.get("request_id"),
+        )
+        try:
+            stream = open_stream(scope=scope, since=since, heartbeat=data["heartbeat"])
+        except StreamBusy as exc:
+            response = error_response(f"No stream available: {exc}.", status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+            response["Retry-After"] = "5"
+            return response
+        response = StreamingHttpResponse(stream, content_type="text/event-stream; charset=utf-8")
+        response["Cache-Control"] = "no-cache, no-store"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass each frame on at once
         return response
 
 

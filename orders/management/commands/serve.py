@@ -49,7 +49,10 @@ class Command(BaseCommand):
             self.commands["web"] = [
                 sys.executable, "-m", "gunicorn", "scheduler_site.wsgi:application",
                 "--bind", f"{host}:{port}", "--workers", str(workers), "--worker-class", "gthread",
-                "--threads", "4", "--graceful-timeout", "10", "--log-level", "warning",
+                # 4 threads for the API plus one per open event stream (orders.gunicorn_conf)
+                "--threads", str(4 + settings.ORDER_SCHEDULER["STREAMS_PER_WORKER"]),
+                "--config", "python:orders.gunicorn_conf",
+                "--graceful-timeout", "10", "--log-level", "warning",
             ]  # fmt: skip
         if not no_cluster:
             self.commands["cluster"] = [sys.executable, manage, "qcluster"]
