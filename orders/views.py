@@ -158,6 +158,7 @@ def dashboard(request):
             "status": reverse("api-status"),
             "orders": reverse("api-orders"),
             "orders_csv": reverse("api-orders-csv"),
+            "events": reverse("api-events"),
             "stats": reverse("api-stats"),
             "submit": reverse("api-submit"),
             "pause": reverse("api-pause"),
@@ -165,7 +166,9 @@ def dashboard(request):
             "login": settings.LOGIN_URL,
         },
         "page_size": PAGE_SIZE,
+        # Polling period while the live stream is down; the stream's heartbeat period.
         "refresh_ms": 5000,
+        "heartbeat_s": 5,
         "can_trade": can_trade,
         "can_operate": access.can_operate(user),
     }
