@@ -5,6 +5,7 @@ Ctrl-C or SIGTERM stops everything it started."""
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,10 +72,11 @@ class Command(BaseCommand):
         self.children[name] = subprocess.Popen(self.commands[name], start_new_session=True)
         if name == "cluster":
             self.started_cluster = time.monotonic()
+            _service_event("cluster_up", "started", pid=self.children[name].pid)
 
     def _restart_cluster(self, why: str) -> None:
         logger.error("restarting the django-q2 cluster: %s", why)
-        self._terminate("cluster")
+        self._terminate("cluster", why=why)
         self._start("cluster")
 
     def _stop(self, signum, frame) -> None:
@@ -88,6 +90,8 @@ class Command(BaseCommand):
                 for name, child in list(self.children.items()):
                     if child.poll() is not None and not self.stopping:
                         logger.error("%s exited with %s; restarting it", name, child.returncode)
+                        if name == "cluster":
+                            _service_event("cluster_down", f"exited with {child.returncode}", pid=child.pid)
                         self._start(name)
                 if watch_cluster:
                     stall = settings.ORDER_SCHEDULER["STALL_SECONDS"]
@@ -109,7 +113,7 @@ class Command(BaseCommand):
                 self._sleep(interval)
         finally:
             for name in list(self.children):
-                self._terminate(name)
+                self._terminate(name, why="stopped")
             if watch_cluster:
                 try:
                     notifications.scheduler_stopped()
@@ -121,7 +125,7 @@ class Command(BaseCommand):
         while not self.stopping and time.monotonic() < end:
             time.sleep(min(0.1, end - time.monotonic()))
 
-    def _terminate(self, name: str) -> None:
+    def _terminate(self, name: str, *, why: str) -> None:
         # Signal the parent only: it stops its own children (FIELD-NOTES: signalling a
         # whole django-q2 process group at once can hang its shutdown).
         child = self.children.get(name)
@@ -135,3 +139,16 @@ class Command(BaseCommand):
             # leads, so no orphaned worker is left behind.
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
+        if name == "cluster":
+            _service_event("cluster_down", why, pid=child.pid)
+
+
+def _service_event(kind: str, reason: str, **details) -> None:
+    """A cluster up or down, as a service event in the order events (the live stream
+    shows it). Never stops the supervisor: a database that cannot take it is logged."""
+    try:
+        from orders.services.transitions import service_event
+
+        service_event(kind=kind, reason=reason, actor="system", details={"host": socket.gethostname(), **details})
+    except Exception:
+        logger.exception("could not record %s", kind)
