@@ -441,7 +441,7 @@ def hold_accounts(accounts: list[str]) -> None:
 
 def release_and_wake(accounts: list[str]) -> None:
     from orders.models import Account
-    from orders.services.execution import wake_account
+    from orders.services.drain import wake_account
 
     Account.objects.filter(pk__in=accounts, lease_owner=HOLD_OWNER).update(lease_owner="", lease_until=None)
     for account_id in accounts:

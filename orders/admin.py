@@ -8,7 +8,9 @@ variable is set, never its value."""
 
 import os
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
@@ -20,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from orders import selectors
 from orders.models import Account, AuditEvent, Notification, Order, OrderStatus
 from orders.serializers import OrderSerializer
-from orders.services import access, controls, lifecycle
+from orders.services import access, controls, lifecycle, reconcile, transitions
 from orders.services.accounts import SECRET_FIELDS
 from orders.services.audit import audit_lines, client_address
 
@@ -150,6 +152,11 @@ class AccountAdmin(ReadOnlyAdmin):
             self.message_user(request, _("Account %s resumed.") % account_id, messages.SUCCESS)
 
 
+class OrderActionForm(ActionForm):
+    # For "settle as placed": the exchange's order id the operator found.
+    exchange_order_id = forms.CharField(required=False, max_length=64, label=_("exchange order id"))
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
     list_display = [
@@ -172,7 +179,8 @@ class OrderAdmin(ReadOnlyAdmin):
     search_help_text = _("A request id, exchange order id or client order id, whole or its beginning.")
     list_per_page = 100
     show_full_result_count = False  # one COUNT over the filtered orders, not a second over all
-    actions = ["cancel_orders", "retry_orders"]
+    actions = ["cancel_orders", "retry_orders", "settle_not_placed", "settle_placed"]
+    action_form = OrderActionForm
     fieldsets = [
         (
             _("Order"),
@@ -198,7 +206,7 @@ class OrderAdmin(ReadOnlyAdmin):
             {
                 "fields": [
                     "created_at", "started_at", "finished_at", "queue_wait", "execution", "expires_at",
-                    "cancel_requested_at", "exchange_checked_at",
+                    "deadline_at", "cancel_requested_at", "exchange_checked_at",
                 ]
             },
         ),
@@ -223,6 +231,9 @@ class OrderAdmin(ReadOnlyAdmin):
 
     def has_trade_permission(self, request) -> bool:
         return access.can_trade(request.user)
+
+    def has_operate_permission(self, request) -> bool:
+        return access.can_operate(request.user)
 
     @admin.display(description=_("account"), ordering="account_id")
     def account_name(self, order):
@@ -265,7 +276,7 @@ class OrderAdmin(ReadOnlyAdmin):
         for request_id in request_ids:
             try:
                 text = act(request_id)
-            except lifecycle.OrderConflict as exc:
+            except transitions.TransitionError as exc:
                 self.message_user(request, str(exc), messages.WARNING)
             else:
                 self.message_user(request, text, messages.SUCCESS)
@@ -287,6 +298,39 @@ class OrderAdmin(ReadOnlyAdmin):
             return _("Order %(old)s resubmitted as %(new)s.") % {"old": request_id, "new": new.request_id}
 
         self._each(request, queryset, retry)
+
+    @admin.action(description=_("Settle unknown orders: not placed on the exchange"), permissions=["operate"])
+    def settle_not_placed(self, request, queryset):
+        def settle(request_id: str) -> str:
+            reconcile.order_settle(
+                request_id=request_id, placed=False, user=request.user, source=client_address(request)
+            )
+            return _("Order %s settled as not placed (failed).") % request_id
+
+        self._each(request, queryset, settle)
+
+    @admin.action(
+        description=_("Settle an unknown order: placed as the exchange order id given"), permissions=["operate"]
+    )
+    def settle_placed(self, request, queryset):
+        exchange_order_id = request.POST.get("exchange_order_id", "").strip()
+        if not exchange_order_id or queryset.count() != 1:
+            self.message_user(
+                request, _("Select one order and give its exchange order id; nothing was done."), messages.ERROR
+            )
+            return
+
+        def settle(request_id: str) -> str:
+            reconcile.order_settle(
+                request_id=request_id,
+                placed=True,
+                exchange_order_id=exchange_order_id,
+                user=request.user,
+                source=client_address(request),
+            )
+            return _("Order %(id)s settled as placed (%(ex)s).") % {"id": request_id, "ex": exchange_order_id}
+
+        self._each(request, queryset, settle)
 
 
 @admin.register(AuditEvent)

@@ -370,6 +370,9 @@ def scheduler_status(*, accounts: set[str] | None = None) -> dict:
                 "last_success_at": a.last_success_at,
                 "last_error_at": a.last_error_at,
                 "last_error": a.last_error,
+                "degraded": a.degraded_since is not None,
+                "degraded_reason": a.degraded_reason,
+                "degraded_since": a.degraded_since,
             }
             for a in accounts
         ],

@@ -2,21 +2,21 @@
 
 from django.conf import settings
 
-from orders.services import execution, history, notifications
+from orders.services import drain, history, notifications, recovery, tracking
 
 
 def drain_account(account_id: str) -> int:
-    return execution.drain_account(account_id=account_id)
+    return drain.drain_account(account_id=account_id)
 
 
 def recover() -> list[str]:
-    woken = execution.recover()
+    woken = recovery.recover()
     notifications.wake_if_due()
     return woken
 
 
 def track_open_orders(account_id: str) -> int:
-    return execution.track_open_orders(account_id=account_id)
+    return tracking.track_open_orders(account_id=account_id)
 
 
 def send_notifications() -> int:

@@ -27,6 +27,11 @@ urlpatterns = [
         views.OrderActionView.as_view(action="retry"),
         name="api-order-retry",
     ),
+    path(
+        "api/order-scheduler/orders/<str:request_id>/settle",
+        views.SettleView.as_view(),
+        name="api-order-settle",
+    ),
     path("api/order-scheduler/pause", views.ControlView.as_view(action="pause"), name="api-pause"),
     path("api/order-scheduler/resume", views.ControlView.as_view(action="resume"), name="api-resume"),
     path("healthz", views.healthz, name="healthz"),

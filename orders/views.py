@@ -21,7 +21,7 @@ from orders.api.views import order_filters
 from orders.models import OrderStatus
 from orders.serializers import OrderSerializer
 from orders.services import access
-from orders.services.execution import RESTING_STATES  # an order resting on the book can be cancelled
+from orders.services.tracking import RESTING_STATES  # an order resting on the book can be cancelled
 
 PAGE_SIZE = 100
 STATUS_LABELS = {

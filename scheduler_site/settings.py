@@ -190,8 +190,18 @@ ORDER_SCHEDULER = {
     "RECOVERY_INTERVAL": env_float("ORDER_SCHEDULER_RECOVERY_INTERVAL", 5.0, minimum=0.1),
     # `serve` restarts a cluster silent, or not starting runnable orders, this long.
     "STALL_SECONDS": env_float("ORDER_SCHEDULER_STALL_SECONDS", 90.0, minimum=1.0),
-    # After an ambiguous send, "not found" means "never arrived" only this long after it.
-    "RECONCILE_WINDOW": env_float("ORDER_SCHEDULER_RECONCILE_WINDOW", 5.0, minimum=0.0),
+    # Every placement carries OKX's expTime: the exchange's clock now plus this. OKX
+    # processes nothing of the request after it, so an order absent after its deadline
+    # (plus the clock margin) was never placed and only then may be sent again.
+    "PLACE_DEADLINE_SECONDS": env_float("ORDER_SCHEDULER_PLACE_DEADLINE_SECONDS", 5.0, minimum=0.5),
+    # Allowance for the error of the exchange clock's estimate, on top of each deadline.
+    "CLOCK_MARGIN_SECONDS": env_float("ORDER_SCHEDULER_CLOCK_MARGIN_SECONDS", 2.0, minimum=0.1),
+    # The longest one request to OKX may take (ccxt's timeout; an account's
+    # options.timeout_ms overrides it).
+    "EXCHANGE_TIMEOUT": env_float("ORDER_SCHEDULER_EXCHANGE_TIMEOUT", 10.0, minimum=0.5),
+    # An order submitted without expires_in expires this many seconds after submit when
+    # not placed by then (0: never), so nothing executes long after it was asked for.
+    "DEFAULT_EXPIRES_IN": env_int("ORDER_SCHEDULER_DEFAULT_EXPIRES_IN", 120, minimum=0, maximum=7 * 24 * 3600),
     # How often resting limit orders are looked up on the exchange.
     "TRACK_INTERVAL": env_float("ORDER_SCHEDULER_TRACK_INTERVAL", 10.0, minimum=1.0),
     # While an account or all trading is paused, submits are held as queued or refused.
@@ -208,8 +218,31 @@ ORDER_SCHEDULER = {
     # API's 4); past it a stream is refused with a 503 (orders.services.stream).
     "STREAMS_PER_WORKER": env_int("ORDER_SCHEDULER_STREAMS_PER_WORKER", 256, minimum=1, maximum=4096),
 }
-if ORDER_SCHEDULER["LEASE_SECONDS"] >= Q_TIMEOUT:
-    raise ImproperlyConfigured("ORDER_SCHEDULER_LEASE_SECONDS must be below Q_TIMEOUT")
+
+
+def _check_timing(o: dict) -> None:
+    """The timeouts must nest, or "one request in flight per account" cannot hold: a
+    placement is sent only while the lease outlives its deadline plus the clock margin;
+    a drainer hands over after a third of Q_TIMEOUT and one step (STEP_REQUESTS requests
+    of at most EXCHANGE_TIMEOUT) must fit in the rest; django-q2 re-delivers a task only
+    after Q_RETRY, which must exceed Q_TIMEOUT."""
+    send = o["PLACE_DEADLINE_SECONDS"] + o["CLOCK_MARGIN_SECONDS"]
+    if o["LEASE_SECONDS"] <= send:
+        raise ImproperlyConfigured(
+            f"ORDER_SCHEDULER_LEASE_SECONDS ({o['LEASE_SECONDS']}) must exceed ORDER_SCHEDULER_PLACE_DEADLINE_SECONDS"
+            f" + ORDER_SCHEDULER_CLOCK_MARGIN_SECONDS ({send:g})"
+        )
+    if o["LEASE_SECONDS"] >= Q_TIMEOUT:
+        raise ImproperlyConfigured("ORDER_SCHEDULER_LEASE_SECONDS must be below Q_TIMEOUT")
+    step = 5 * (o["EXCHANGE_TIMEOUT"] + 1)
+    if Q_TIMEOUT / 3 + step >= Q_TIMEOUT:
+        raise ImproperlyConfigured(
+            f"Q_TIMEOUT ({Q_TIMEOUT}) must exceed 1.5 x 5 x (ORDER_SCHEDULER_EXCHANGE_TIMEOUT + 1) ({1.5 * step:g}): "
+            "a drainer's last exchange step must end before django-q2 stops the task"
+        )
+
+
+_check_timing(ORDER_SCHEDULER)
 
 # --- Telegram notifications -------------------------------------------------------------
 
@@ -222,6 +255,8 @@ TELEGRAM_EVENT_DEFAULTS = {
     "scheduler_stopped": "on",
     "scheduler_started": "silent",
     "order_succeeded": "off",
+    "order_filled": "off",
+    "order_exchange_cancelled": "on",
 }
 TELEGRAM = {
     "BOT_TOKEN": env_matching(

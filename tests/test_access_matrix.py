@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Order
-from orders.services import execution
+from orders.services import drain
 from orders.services.submit import order_submit
 from tests.conftest import user_with_role
 
@@ -31,7 +31,7 @@ def queued(account: str) -> str:
 def failed(account: str = "account_spot") -> str:
     item = {**ORDER, "symbol": "BTC/USDT", "account_id": account, "amount": Decimal("50")}  # above paper max_amount
     request_id = order_submit(items=[item]).orders[0].request_id
-    execution.drain_account(account_id=account)
+    drain.drain_account(account_id=account)
     return request_id
 
 

@@ -9,7 +9,13 @@ from orders.api.permissions import SubmitRateThrottle
 from orders.models import Order
 
 URL = "/api/order-scheduler/submit"
-ORDER = {"account_id": "account_main", "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market", "amount": 0.001}
+ORDER = {
+    "account_id": "account_main",
+    "symbol": "BTC/USDT:USDT",
+    "side": "buy",
+    "order_type": "market",
+    "amount": 0.001,
+}
 
 
 @pytest.mark.django_db

@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from orders.models import Account, OrderStatus
 from orders.selectors import day_bounds
-from orders.services.execution import acquire_lease, drain_account, new_lease_owner
+from orders.services.drain import drain_account
+from orders.services.lease import acquire_lease, new_lease_owner
 from tests.api_helpers import assert_matches_contract, contract, make_order
 from tests.conftest import wait_for
 

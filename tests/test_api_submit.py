@@ -43,7 +43,7 @@ def client_for(username: str) -> APIClient:
 
 
 @pytest.mark.django_db
-def test_it_queues_the_seed_example_and_answers_with_the_seed_response(api, accounts):
+def test_it_queues_the_seed_example_and_answers_with_the_seed_response(api, accounts, settings):
     response = api.post(URL, seed_request(), format="json")
 
     assert response.status_code == 201
@@ -63,7 +63,8 @@ def test_it_queues_the_seed_example_and_answers_with_the_seed_response(api, acco
     assert order.margin_mode == "cross"
     assert order.strategy_name == "manual"
     assert order.priority == 0
-    assert order.expires_at is None
+    # Without expires_in an order still has a maximum age (ORDER_SCHEDULER_DEFAULT_EXPIRES_IN).
+    assert order.expires_at - order.created_at == timedelta(seconds=settings.ORDER_SCHEDULER["DEFAULT_EXPIRES_IN"])
     assert len(order.client_order_id) <= 32 and order.client_order_id.isalnum()
     # The order as the API shows it elsewhere: numbers stay numbers.
     assert body["order"]["request_id"] == order.request_id

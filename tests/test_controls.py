@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from orders.models import Account, AuditEvent, Control, Order, OrderStatus, PaperOrder
-from orders.services import execution
+from orders.services import drain, recovery
 from orders.services.controls import pause, resume
 from orders.services.submit import SubmitError, order_submit
 
@@ -23,13 +23,13 @@ def test_it_holds_orders_of_a_paused_account_until_resumed(accounts):
     call_command("pause", "--account", "account_main", "--reason", "funding check")
     order = submit()
 
-    assert execution.drain_account(account_id="account_main") == 0
+    assert drain.drain_account(account_id="account_main") == 0
     assert Order.objects.get(pk=order.pk).status == OrderStatus.QUEUED
     assert "funding check" in Account.objects.get(pk="account_main").pause_reason
-    assert execution.recover() == []  # a paused account is not woken either
+    assert recovery.recover() == []  # a paused account is not woken either
 
     call_command("resume", "--account", "account_main")
-    execution.drain_account(account_id="account_main")
+    drain.drain_account(account_id="account_main")
     assert Order.objects.get(pk=order.pk).status == OrderStatus.SUCCESS
 
 
@@ -39,14 +39,14 @@ def test_it_holds_every_account_while_all_trading_is_paused(accounts):
     orders = [submit(account=a) for a in ("account_main", "account_poit_main")]
 
     for account_id in ("account_main", "account_poit_main"):
-        assert execution.drain_account(account_id=account_id) == 0
-    assert execution.recover() == []
+        assert drain.drain_account(account_id=account_id) == 0
+    assert recovery.recover() == []
     assert PaperOrder.objects.count() == 0
     assert Control.objects.get(pk=1).reason == "exchange incident"
 
     resume(source="test")
     for account_id in ("account_main", "account_poit_main"):
-        execution.drain_account(account_id=account_id)
+        drain.drain_account(account_id=account_id)
     assert {o.status for o in Order.objects.filter(pk__in=[o.pk for o in orders])} == {OrderStatus.SUCCESS}
 
 
@@ -68,10 +68,10 @@ def test_it_refuses_submits_while_paused_when_configured_to(accounts, settings):
 @pytest.mark.django_db
 def test_it_stops_a_drain_before_the_next_order_when_paused_meanwhile(accounts):
     first, second = submit(), submit()
-    assert execution._claim(first)
+    assert drain._claim(first)
     pause(account_id="account_main", reason="stop now")
 
-    execution.drain_account(account_id="account_main")
+    drain.drain_account(account_id="account_main")
 
     assert Order.objects.get(pk=second.pk).status == OrderStatus.QUEUED
 

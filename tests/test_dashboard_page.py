@@ -244,7 +244,11 @@ def test_it_has_a_compiled_chinese_translation_for_every_string(domain):
 
 
 def test_it_has_every_string_of_the_script_in_the_javascript_catalog():
-    script = (BASE_DIR / "static" / "orders" / "dashboard.js").read_text(encoding="utf-8")
+    modules = [
+        BASE_DIR / "static" / "orders" / "dashboard.js",
+        *(BASE_DIR / "static" / "orders" / "dashboard").glob("*.js"),
+    ]
+    script = "\n".join(path.read_text(encoding="utf-8") for path in modules)
     used = set(re.findall(r'gettext\("((?:[^"\\]|\\.)*)"', script))
     entries = po_entries(LOCALE / "djangojs.po")
 

@@ -1,5 +1,5 @@
 """The drain loop and the account lease, in-process on paper accounts
-(orders.services.execution). The cross-process guarantees are proven end to end in
+(orders.services.drain, orders.services.lease). The cross-process guarantees are proven end to end in
 test_execution_cluster.py and test_okx_cluster.py."""
 
 from datetime import timedelta
@@ -10,8 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from orders.exchanges import get_exchange
 from orders.models import Account, Order, OrderStatus, PaperOrder
-from orders.services import execution
+from orders.services import drain, lease
 from orders.services.submit import order_submit
 
 pytestmark = pytest.mark.django_db
@@ -24,12 +25,12 @@ def submit(count=1, account="account_main", **fields) -> list[Order]:
 
 
 class Clock:
-    """execution's monotonic clock, moved forward by the test."""
+    """The lease's monotonic clock, moved forward by the test."""
 
     def __init__(self, monkeypatch):
         self.offset = 0.0
-        real = execution.time.monotonic
-        monkeypatch.setattr(execution.time, "monotonic", lambda: real() + self.offset)
+        real = lease.time.monotonic
+        monkeypatch.setattr(lease.time, "monotonic", lambda: real() + self.offset)
 
 
 def lease_until(account_id="account_main"):
@@ -39,62 +40,62 @@ def lease_until(account_id="account_main"):
 def test_it_keeps_the_lease_without_a_write_while_more_than_the_margin_remains(accounts, settings, monkeypatch):
     settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "LEASE_SECONDS": 60}
     clock = Clock(monkeypatch)
-    lease = execution.Lease(account_id="account_main", owner="me")
-    assert lease.acquire()
-    lease.size_for(execution.get_exchange(Account.objects.get(pk="account_main")))  # paper: 1 s per request
+    held = lease.Lease(account_id="account_main", owner="me")
+    assert held.acquire()
+    held.size_for(get_exchange(Account.objects.get(pk="account_main")))  # paper: 1 s per request
     taken_until = lease_until()
 
     clock.offset = 29.0
     with CaptureQueriesContext(connection) as queries:
-        assert lease.keep()
+        assert held.keep()
     assert len(queries) == 0 and lease_until() == taken_until
 
     clock.offset = 31.0  # less than half of the 60 s left: renewed, counted from now
-    assert lease.keep()
+    assert held.keep()
     assert lease_until() > taken_until
-    assert lease.renewed_at > 30
+    assert held.renewed_at > 30
 
 
 def test_it_renews_before_every_step_when_a_step_may_outlast_half_the_lease(accounts, settings):
     settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "LEASE_SECONDS": 8}
-    lease = execution.Lease(account_id="account_main", owner="me")
-    assert lease.acquire()
+    held = lease.Lease(account_id="account_main", owner="me")
+    assert held.acquire()
 
     class SlowVenue:
         timeout_seconds = 10.0  # five requests of up to 10 s would outlive any part of 8 s
 
-    lease.size_for(SlowVenue())
+    held.size_for(SlowVenue())
     with CaptureQueriesContext(connection) as queries:
-        assert lease.keep() and lease.keep()
+        assert held.keep() and held.keep()
     assert [q["sql"].split()[0] for q in queries] == ["UPDATE", "UPDATE"]
 
 
 def test_it_reports_a_lease_lost_to_another_holder(accounts, settings, monkeypatch):
     clock = Clock(monkeypatch)
-    lease = execution.Lease(account_id="account_main", owner="me")
-    assert lease.acquire()
+    held = lease.Lease(account_id="account_main", owner="me")
+    assert held.acquire()
     Account.objects.filter(pk="account_main").update(lease_owner="someone-else")
     clock.offset = settings.ORDER_SCHEDULER["LEASE_SECONDS"]
 
-    assert not lease.keep()
+    assert not held.keep()
     assert Account.objects.get(pk="account_main").lease_owner == "someone-else"
 
 
-def test_it_executes_a_queued_order_in_five_queries(accounts, settings):
+def test_it_executes_a_queued_order_in_eight_queries(accounts, settings):
     settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "LEASE_SECONDS": 60}
     submit()
-    execution.drain_account(account_id="account_main")  # the adapter, warm
+    drain.drain_account(account_id="account_main")  # the adapter, warm
     submit(count=20)
 
     with CaptureQueriesContext(connection) as queries:
-        assert execution.drain_account(account_id="account_main") == 20
+        assert drain.drain_account(account_id="account_main") == 20
 
     ours = [q["sql"] for q in queries if "orders_paperorder" not in q["sql"] and q["sql"].split()[0] in
             ("SELECT", "UPDATE", "INSERT", "DELETE")]  # fmt: skip
-    # Per order: next order (with the pause checks), claim, finish, read back for the
-    # journal, last success. Per drain: lease, account, desk-wide kill switch (twice),
-    # in-flight, housekeeping, etc.
-    assert len(ours) <= 5 * 20 + 12, "\n".join(ours)
+    # Per order: next order (with the pause checks), claim and its event, the deadline
+    # (with the lease check), finish and its event, its journal line marked written,
+    # last success. Per drain: lease, account, in-flight, housekeeping, etc.
+    assert len(ours) <= 8 * 20 + 12, "\n".join(ours)
     assert Order.objects.filter(status=OrderStatus.SUCCESS).count() == 21
 
 
@@ -103,7 +104,7 @@ def test_it_never_sends_an_order_that_expired_while_queued(accounts):
     [fresh] = submit()
     Order.objects.filter(pk=late.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
 
-    assert execution.drain_account(account_id="account_main") == 1
+    assert drain.drain_account(account_id="account_main") == 1
 
     late.refresh_from_db()
     assert (late.status, late.error_code) == (OrderStatus.EXPIRED, "expired")
@@ -112,16 +113,16 @@ def test_it_never_sends_an_order_that_expired_while_queued(accounts):
 
 def test_it_stops_draining_when_the_account_is_paused_meanwhile(accounts, monkeypatch):
     orders = submit(count=3)
-    real_execute = execution._execute
+    real_execute = drain._carry
 
     def execute_then_pause(**kwargs):
         done = real_execute(**kwargs)
         Account.objects.filter(pk="account_main").update(paused=True)  # an operator, meanwhile
         return done
 
-    monkeypatch.setattr(execution, "_execute", execute_then_pause)
+    monkeypatch.setattr(drain, "_carry", execute_then_pause)
 
-    assert execution.drain_account(account_id="account_main") == 1
+    assert drain.drain_account(account_id="account_main") == 1
 
     assert [o.status for o in Order.objects.filter(pk__in=[o.pk for o in orders]).order_by("id")] == [
         OrderStatus.SUCCESS,
@@ -133,12 +134,83 @@ def test_it_stops_draining_when_the_account_is_paused_meanwhile(accounts, monkey
 
 def test_it_sees_a_cancel_request_made_while_it_held_the_lease(accounts):
     [order] = submit()
-    execution.drain_account(account_id="account_main")
+    drain.drain_account(account_id="account_main")
     Order.objects.filter(pk=order.pk).update(exchange_state="open", cancel_requested_at=timezone.now())
 
-    assert execution.has_runnable_orders(account_id="account_main")
-    execution.drain_account(account_id="account_main")
+    assert drain.has_runnable_orders(account_id="account_main")
+    drain.drain_account(account_id="account_main")
 
     order.refresh_from_db()
     assert order.cancel_requested_at is None
-    assert not execution.has_runnable_orders(account_id="account_main")
+    assert not drain.has_runnable_orders(account_id="account_main")
+
+
+def in_flight(order: Order, *, status=OrderStatus.UNKNOWN, deadline_in: float, **fields) -> Order:
+    """The order as a previous holder left it: sent with a deadline `deadline_in` s away."""
+    Order.objects.filter(pk=order.pk).update(
+        status=status, sent=True, attempts=1, deadline_at=timezone.now() + timedelta(seconds=deadline_in), **fields
+    )
+    order.refresh_from_db()
+    return order
+
+
+def test_it_never_sends_an_absent_order_again_before_its_deadline_has_passed(accounts, settings):
+    [order] = submit()
+    order = in_flight(order, deadline_in=0.8)
+    first_deadline = order.deadline_at
+    margin = timedelta(seconds=settings.ORDER_SCHEDULER["CLOCK_MARGIN_SECONDS"])
+
+    assert drain.drain_account(account_id="account_main") == 0  # in flight: settled, not taken
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SUCCESS and order.attempts == 2
+    [placed] = PaperOrder.objects.filter(client_order_id=order.client_order_id)
+    # Absent at first, but the first request could still have been processed until its
+    # deadline: the re-send left only after the deadline plus the clock margin.
+    assert placed.started >= (first_deadline + margin).timestamp()
+    assert order.deadline_at > first_deadline
+
+
+def test_it_records_an_order_found_in_flight_without_sending_it_again(accounts):
+    [order] = submit()
+    from orders.exchanges import get_exchange as exchange_of
+    from orders.services.reconcile import ticket_for
+
+    account = Account.objects.get(pk="account_main")
+    exchange_of(account).place_order(ticket_for(order), deadline_ms=int(timezone.now().timestamp() * 1000) + 5000)
+    order = in_flight(order, deadline_in=5, status=OrderStatus.PROCESSING)
+
+    drain.drain_account(account_id="account_main")
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SUCCESS and order.order_id
+    assert PaperOrder.objects.filter(client_order_id=order.client_order_id).count() == 1
+
+
+def test_it_expires_an_unknown_order_absent_after_its_deadline_once_it_is_too_old(accounts):
+    [order] = submit(expires_in=60)
+    order = in_flight(order, deadline_in=-5, expires_at=timezone.now() - timedelta(seconds=1))
+
+    drain.drain_account(account_id="account_main")
+
+    order.refresh_from_db()
+    assert (order.status, order.error_code) == (OrderStatus.EXPIRED, "expired")
+    assert not PaperOrder.objects.exists()
+
+
+def test_it_lets_the_lease_run_out_when_interrupted_mid_send(accounts, monkeypatch):
+    [order] = submit()
+    from orders.exchanges.paper import PaperExchange
+
+    def interrupted(self, ticket, *, deadline_ms):
+        raise KeyboardInterrupt  # a task timeout or a signal, while the request may be out
+
+    monkeypatch.setattr(PaperExchange, "place_order", interrupted)
+
+    with pytest.raises(KeyboardInterrupt):
+        drain.drain_account(account_id="account_main")
+
+    account = Account.objects.get(pk="account_main")
+    assert account.lease_owner and account.lease_until > timezone.now()  # not released
+    order.refresh_from_db()
+    assert (order.status, order.sent) == (OrderStatus.PROCESSING, True) and order.deadline_at is not None

@@ -125,12 +125,8 @@ def test_it_executes_4_accounts_x_50_orders_once_each_one_at_a_time_in_priority_
     assert set(PaperOrder.objects.values_list("client_order_id", flat=True)) == client_ids
     for account_id in ACCOUNTS:
         assert_never_two_in_flight(account_id)
-        phase1 = list(
-            Order.objects.filter(account_id=account_id, request_id__in=first_ids).order_by("-priority", "id")
-        )
-        executed = {
-            row.client_order_id: row.started for row in PaperOrder.objects.filter(account_id=account_id)
-        }
+        phase1 = list(Order.objects.filter(account_id=account_id, request_id__in=first_ids).order_by("-priority", "id"))
+        executed = {row.client_order_id: row.started for row in PaperOrder.objects.filter(account_id=account_id)}
         by_execution = sorted(phase1, key=lambda order: executed[order.client_order_id])
         assert [o.request_id for o in by_execution] == [o.request_id for o in phase1]
     # The journal has exactly one line per order.
@@ -140,9 +136,7 @@ def test_it_executes_4_accounts_x_50_orders_once_each_one_at_a_time_in_priority_
     assert not Account.objects.filter(paused=True).exists()
 
 
-def test_it_finishes_an_order_exactly_once_after_its_worker_is_killed_mid_order(
-    live_server, service_factory, tmp_path
-):
+def test_it_finishes_an_order_exactly_once_after_its_worker_is_killed_mid_order(live_server, service_factory, tmp_path):
     accounts_file = write_accounts(tmp_path / "accounts.json", latency_ms=4000)
     sync_accounts(path=accounts_file)
     api = Api(live_server.url)
@@ -204,9 +198,7 @@ def test_it_keeps_one_order_in_flight_per_account_with_two_clusters_as_two_hosts
     accounts_file = write_accounts(tmp_path / "accounts.json", latency_ms=10)
     sync_accounts(path=accounts_file)
     api = Api(live_server.url)
-    hosts = [
-        service_factory(env={"ORDER_SCHEDULER_ACCOUNTS_FILE": accounts_file, "Q_WORKERS": 3}) for _ in range(2)
-    ]
+    hosts = [service_factory(env={"ORDER_SCHEDULER_ACCOUNTS_FILE": accounts_file, "Q_WORKERS": 3}) for _ in range(2)]
     for host in hosts:
         host.wait_running()
 

@@ -72,7 +72,9 @@ def tricky_orders() -> None:
         expires_at=T0 + timedelta(hours=1),
         created_at=T0 - timedelta(days=400),
     )
-    make_seed_order("ORD_4", account_id="account_hedge", status=OrderStatus.UNKNOWN, started_at=T0, amount_unit="contracts")
+    make_seed_order(
+        "ORD_4", account_id="account_hedge", status=OrderStatus.UNKNOWN, started_at=T0, amount_unit="contracts"
+    )
 
 
 @pytest.mark.django_db

@@ -7,8 +7,9 @@ from decimal import Decimal
 import django_q.tasks
 import pytest
 
+from orders.exchanges import get_exchange
 from orders.models import Account, Order, OrderStatus, PaperOrder
-from orders.services import execution
+from orders.services import drain, tracking
 from orders.services.journal import journal_path
 from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
 from orders.services.submit import order_submit
@@ -24,11 +25,12 @@ def submit(account="account_main", **fields) -> Order:
 
 
 @pytest.mark.django_db
-def test_it_cancels_a_queued_order_which_then_never_reaches_the_exchange(accounts):
+def test_it_cancels_a_queued_order_which_then_never_reaches_the_exchange(accounts, django_capture_on_commit_callbacks):
     order = submit()
 
-    cancelled = order_cancel(request_id=order.request_id)
-    execution.drain_account(account_id="account_main")
+    with django_capture_on_commit_callbacks(execute=True):  # the journal line follows the commit
+        cancelled = order_cancel(request_id=order.request_id)
+    drain.drain_account(account_id="account_main")
 
     assert cancelled.status == OrderStatus.CANCELLED
     assert cancelled.finished_at is not None
@@ -40,7 +42,7 @@ def test_it_cancels_a_queued_order_which_then_never_reaches_the_exchange(account
 @pytest.mark.django_db
 def test_it_refuses_to_cancel_an_order_a_worker_has_taken(accounts):
     order = submit()
-    assert execution._claim(order)
+    assert drain._claim(order)
 
     with pytest.raises(OrderConflict, match="being sent"):
         order_cancel(request_id=order.request_id)
@@ -50,7 +52,7 @@ def test_it_refuses_to_cancel_an_order_a_worker_has_taken(accounts):
 @pytest.mark.django_db
 def test_it_refuses_to_cancel_a_filled_order(accounts):
     order = submit()
-    execution.drain_account(account_id="account_main")
+    drain.drain_account(account_id="account_main")
 
     with pytest.raises(OrderConflict, match="success, filled on the exchange"):
         order_cancel(request_id=order.request_id)
@@ -59,7 +61,7 @@ def test_it_refuses_to_cancel_a_filled_order(accounts):
 @pytest.mark.django_db
 def test_it_retries_a_failed_order_as_a_new_linked_order_once(accounts):
     failed = submit(account="account_spot", symbol="BTC/USDT", amount=Decimal("50"))  # above max_amount 10
-    execution.drain_account(account_id="account_spot")
+    drain.drain_account(account_id="account_spot")
     failed.refresh_from_db()
     assert failed.status == OrderStatus.FAILED
 
@@ -87,7 +89,7 @@ def test_it_refuses_to_retry_an_order_that_did_not_fail(accounts):
 @pytest.mark.django_db
 def test_it_refuses_a_retry_on_an_account_that_can_no_longer_trade(accounts):
     failed = submit(account="account_spot", symbol="BTC/USDT", amount=Decimal("50"))
-    execution.drain_account(account_id="account_spot")
+    drain.drain_account(account_id="account_spot")
     Account.objects.filter(pk="account_spot").update(enabled=False)
 
     with pytest.raises(OrderConflict, match="disabled"):
@@ -109,14 +111,18 @@ def okx_account(db, monkeypatch):
 
 def test_it_fetches_the_fill_details_of_a_market_order_after_placing_it(okx_account):
     order = submit(account="okx_life")
-    execution.drain_account(account_id="okx_life")
+    drain.drain_account(account_id="okx_life")
     order.refresh_from_db()
     assert (order.status, order.exchange_state, order.filled_amount) == (OrderStatus.SUCCESS, "submitted", None)
 
-    assert execution.track_open_orders(account_id="okx_life") == 1
+    assert tracking.track_open_orders(account_id="okx_life") == 1
 
     order.refresh_from_db()
-    assert (order.exchange_state, order.filled_amount, order.average_price) == ("filled", Decimal("0.001"), Decimal("65000"))
+    assert (order.exchange_state, order.filled_amount, order.average_price) == (
+        "filled",
+        Decimal("0.001"),
+        Decimal("65000"),
+    )
     assert order.fee > 0 and order.fee_currency == "USDT"
 
 
@@ -124,10 +130,10 @@ def test_it_settles_the_fills_of_many_orders_in_a_few_requests(okx_account):
     fake = okx_account
     orders = [submit(account="okx_life", symbol=symbol) for symbol in ["BTC/USDT:USDT", "BTC/USDT"] * 15]
     resting = submit(account="okx_life", order_type="limit", price=Decimal("60000"))
-    execution.drain_account(account_id="okx_life")
+    drain.drain_account(account_id="okx_life")
     fake.reset_stats()
 
-    assert execution.track_open_orders(account_id="okx_life") == 31
+    assert tracking.track_open_orders(account_id="okx_life") == 31
 
     # Open orders, then the order history of each market type (swap, spot): no look-up per order.
     assert sorted(r["path"] for r in fake.requests_log) == [
@@ -139,13 +145,13 @@ def test_it_settles_the_fills_of_many_orders_in_a_few_requests(okx_account):
 
 
 def test_it_asks_for_the_fills_once_more_after_the_last_order_of_a_burst(okx_account, monkeypatch):
-    monkeypatch.setattr(execution, "_tracking_asked", {})
-    monkeypatch.setattr(execution, "_tracking_owed", set())
+    monkeypatch.setattr(tracking, "_tracking_asked", {})
+    monkeypatch.setattr(tracking, "_tracking_owed", set())
     asked = []
     monkeypatch.setattr(django_q.tasks, "async_task", lambda func, *args, **kwargs: asked.append((func, time.time())))
     orders = [submit(account="okx_life") for _ in range(5)]
 
-    execution.drain_account(account_id="okx_life")
+    drain.drain_account(account_id="okx_life")
 
     track = [at for func, at in asked if func == "orders.tasks.track_open_orders"]
     last_finished = max(Order.objects.filter(pk__in=[o.pk for o in orders]).values_list("finished_at", flat=True))
@@ -157,14 +163,14 @@ def test_it_asks_for_the_fills_once_more_after_the_last_order_of_a_burst(okx_acc
 def test_it_looks_up_one_by_one_what_the_lists_do_not_show(okx_account):
     fake = okx_account
     order = submit(account="okx_life", order_type="limit", price=Decimal("60000"))
-    execution.drain_account(account_id="okx_life")
-    execution.track_open_orders(account_id="okx_life")
+    drain.drain_account(account_id="okx_life")
+    tracking.track_open_orders(account_id="okx_life")
     order.refresh_from_db()
     # Cancelled on OKX's own site: neither open nor among the filled orders any more.
-    execution.get_exchange(order.account).client.cancel_order(order.order_id, "BTC/USDT:USDT")
+    get_exchange(order.account).client.cancel_order(order.order_id, "BTC/USDT:USDT")
     fake.reset_stats()
 
-    assert execution.track_open_orders(account_id="okx_life") == 1
+    assert tracking.track_open_orders(account_id="okx_life") == 1
 
     order.refresh_from_db()
     assert order.exchange_state == "cancelled"
@@ -174,16 +180,16 @@ def test_it_looks_up_one_by_one_what_the_lists_do_not_show(okx_account):
 def test_it_follows_a_resting_limit_order_until_filled(okx_account):
     fake = okx_account
     order = submit(account="okx_life", order_type="limit", price=Decimal("60000"))
-    execution.drain_account(account_id="okx_life")
+    drain.drain_account(account_id="okx_life")
     order.refresh_from_db()
     assert (order.status, order.exchange_state) == (OrderStatus.SUCCESS, "submitted")
 
-    assert execution.track_open_orders(account_id="okx_life") == 1  # the first look-up: resting
+    assert tracking.track_open_orders(account_id="okx_life") == 1  # the first look-up: resting
     order.refresh_from_db()
     assert order.exchange_state == "open"
-    assert execution.track_open_orders(account_id="okx_life") == 0  # still open: nothing changed
+    assert tracking.track_open_orders(account_id="okx_life") == 0  # still open: nothing changed
     fake.fill(order.client_order_id, px="60000")
-    assert execution.track_open_orders(account_id="okx_life") == 1
+    assert tracking.track_open_orders(account_id="okx_life") == 1
 
     order.refresh_from_db()
     assert order.exchange_state == "filled"
@@ -195,13 +201,13 @@ def test_it_follows_a_resting_limit_order_until_filled(okx_account):
 def test_it_cancels_a_resting_order_on_the_exchange_through_the_drainer(okx_account):
     fake = okx_account
     order = submit(account="okx_life", order_type="limit", price=Decimal("60000"))
-    execution.drain_account(account_id="okx_life")
-    execution.track_open_orders(account_id="okx_life")
+    drain.drain_account(account_id="okx_life")
+    tracking.track_open_orders(account_id="okx_life")
 
     requested = order_cancel(request_id=order.request_id)
     assert requested.cancel_requested_at is not None
     assert fake.get_order(order.client_order_id)["state"] == "live"  # the web request itself sends nothing
-    execution.drain_account(account_id="okx_life")
+    drain.drain_account(account_id="okx_life")
 
     order.refresh_from_db()
     assert (order.status, order.exchange_state, order.cancel_requested_at) == (OrderStatus.SUCCESS, "cancelled", None)

@@ -30,7 +30,7 @@ from django_q.signing import SignedPackage
 
 from orders.api.serializers import OrderSubmitSerializer
 from orders.models import Notification, NotificationChannel, NotificationEvent, Order, OrderStatus, PaperOrder
-from orders.services import execution, notifications
+from orders.services import drain, notifications
 from orders.services.accounts import sync_accounts
 from orders.services.submit import order_submit
 from orders.telegram import BotConfig, TelegramError, send_message
@@ -115,7 +115,7 @@ def failed_order(n: int, *, account: str = "account_main", code: str = "rate_lim
 def test_it_delivers_a_failed_order_as_one_html_message_in_the_configured_time_zone(telegram, settings, accounts):
     settings.TIME_ZONE = "Asia/Shanghai"
     order = submit(amount="20", strategy_name="grid_1")
-    execution.drain_account(account_id="account_spot")
+    drain.drain_account(account_id="account_spot")
     order.refresh_from_db()
     assert order.status == OrderStatus.FAILED
 
@@ -174,12 +174,12 @@ def test_it_formats_a_stuck_order_and_a_paused_account_for_the_operator(telegram
 
 def test_it_reports_a_success_only_when_asked(telegram, settings, accounts):
     order = submit(account="account_main", symbol="BTC/USDT:USDT", amount="0.01")
-    execution.drain_account(account_id="account_main")
+    drain.drain_account(account_id="account_main")
     assert Notification.objects.count() == 0  # order_succeeded is off by default
 
     set_level(settings, "order_succeeded", "on")
     second = submit(account="account_main", symbol="BTC/USDT:USDT", amount="0.01")
-    execution.drain_account(account_id="account_main")
+    drain.drain_account(account_id="account_main")
     assert notifications.send_pending() == 1
 
     second.refresh_from_db()
@@ -216,7 +216,7 @@ def test_it_queues_nothing_when_telegram_is_not_configured(fake, settings, accou
     assert settings.TELEGRAM["BOT_TOKEN"] == "" and settings.TELEGRAM["CHAT_ID"] == ""
 
     submit(amount="20")
-    execution.drain_account(account_id="account_spot")
+    drain.drain_account(account_id="account_spot")
     notifications.scheduler_started()
 
     assert Notification.objects.count() == 0
@@ -246,7 +246,7 @@ def test_it_summarises_a_burst_of_50_failures_in_one_message(telegram, settings,
     configure(settings, GATHER_SECONDS=5, BURST_WINDOW=60)
     for _ in range(30):
         submit(amount="20")
-    execution.drain_account(account_id="account_spot")
+    drain.drain_account(account_id="account_spot")
     for n in range(20):
         notifications.order_finished(order=failed_order(n))
         assert notifications.send_pending() == 0  # as the on-commit task: still gathering
@@ -421,7 +421,7 @@ def test_it_only_records_and_enqueues_on_an_orders_path(
     queued_tasks()  # whatever was queued before
 
     with django_capture_on_commit_callbacks(execute=True):
-        execution.drain_account(account_id="account_spot")
+        drain.drain_account(account_id="account_spot")
 
     assert sorted(Order.objects.values_list("status", flat=True)) == ["failed", "success"]
     assert sorted(Notification.objects.values_list("event", flat=True)) == ["order_failed", "order_succeeded"]
@@ -548,6 +548,8 @@ def test_it_reads_event_levels_from_one_variable():
         "scheduler_stopped": "on",
         "scheduler_started": "off",
         "order_succeeded": "silent",
+        "order_filled": "off",
+        "order_exchange_cancelled": "on",
     }
     assert base_url == "http://h/x"
 

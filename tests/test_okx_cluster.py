@@ -72,7 +72,7 @@ def api(transactional_db):
 
 @pytest.fixture
 def service(service_factory, okx):
-    service = service_factory(env={"ORDER_SCHEDULER_RECONCILE_WINDOW": "1"})
+    service = service_factory(env={"ORDER_SCHEDULER_CLOCK_MARGIN_SECONDS": "0.5"})
     service.wait_running()
     return service
 
@@ -87,8 +87,9 @@ def submit(api, account="okx_a", **fields) -> str:
 
 def final(request_ids, timeout=60.0) -> dict[str, Order]:
     wait_for(
-        lambda: Order.objects.filter(request_id__in=request_ids, status__in=OrderStatus.final()).count()
-        == len(request_ids),
+        lambda: (
+            Order.objects.filter(request_id__in=request_ids, status__in=OrderStatus.final()).count() == len(request_ids)
+        ),
         timeout=timeout,
         message=f"{len(request_ids)} orders to reach a final status",
     )
@@ -144,8 +145,10 @@ def test_it_succeeds_through_a_burst_with_30_percent_rate_limit_answers(okx, api
     assert {o.status for o in orders.values()} == {OrderStatus.SUCCESS}
     # Fill details follow from the tracker, beside the drainer.
     wait_for(
-        lambda: Order.objects.filter(request_id__in=ids, exchange_state="filled", filled_amount=Decimal("0.001")).count()
-        == 40,
+        lambda: (
+            Order.objects.filter(request_id__in=ids, exchange_state="filled", filled_amount=Decimal("0.001")).count()
+            == 40
+        ),
         timeout=30,
         message="fill details of 40 orders",
     )
@@ -182,7 +185,7 @@ def test_it_keeps_every_guarantee_for_4_accounts_x_50_orders_with_random_faults(
         ("latency", 0.30, {"seconds": 0.05}),
     ]:
         okx.inject(kind, path_suffix="trade/batch-orders", probability=probability, **extra)
-    service = service_factory(env={"ORDER_SCHEDULER_RECONCILE_WINDOW": "1"})
+    service = service_factory(env={"ORDER_SCHEDULER_CLOCK_MARGIN_SECONDS": "0.5"})
     service.wait_running()
 
     orders = final(ids, timeout=240)
@@ -195,7 +198,9 @@ def test_it_keeps_every_guarantee_for_4_accounts_x_50_orders_with_random_faults(
         key = creds(account_id)[0]
         assert okx.max_concurrent_orders.get(key, 0) == 1, f"{account_id} had orders in flight at once"
         expected = list(
-            Order.objects.filter(account_id=account_id).order_by("-priority", "id").values_list("client_order_id", flat=True)
+            Order.objects.filter(account_id=account_id)
+            .order_by("-priority", "id")
+            .values_list("client_order_id", flat=True)
         )
         assert [o["clOrdId"] for o in okx.orders(key)] == expected
 

@@ -24,6 +24,7 @@ ENDPOINTS = {
     "/api/order-scheduler/stats": {"get": {"200", "400", "401", "403"}},
     "/api/order-scheduler/orders/{request_id}/cancel": {"post": {"200", "201", "404", "409", "401", "403"}},
     "/api/order-scheduler/orders/{request_id}/retry": {"post": {"200", "201", "404", "409", "401", "403"}},
+    "/api/order-scheduler/orders/{request_id}/settle": {"post": {"200", "400", "404", "409", "401", "403"}},
     "/api/order-scheduler/pause": {"post": {"200", "400", "401", "403"}},
     "/api/order-scheduler/resume": {"post": {"200", "400", "401", "403"}},
 }

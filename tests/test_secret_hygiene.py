@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from orders.models import Account, Order, OrderStatus
-from orders.services import execution, notifications
+from orders.services import drain, notifications, tracking
 from orders.services.submit import order_submit
 from tests.fakes.okx import FakeOKX
 from tests.fakes.telegram import FakeTelegram
@@ -61,9 +61,9 @@ def test_it_never_lets_a_secret_out(world, api, admin_user, client, caplog, sett
     refused = order_submit(items=[{**item, "account_id": "okx_good"}]).orders[0]
     good = order_submit(items=[{**item, "account_id": "okx_good"}]).orders[0]
     wrong = order_submit(items=[{**item, "account_id": "okx_wrong"}]).orders[0]
-    execution.drain_account(account_id="okx_good")
-    execution.drain_account(account_id="okx_wrong")
-    execution.track_open_orders(account_id="okx_good")
+    drain.drain_account(account_id="okx_good")
+    drain.drain_account(account_id="okx_wrong")
+    tracking.track_open_orders(account_id="okx_good")
     notifications.send_pending(flush=True)
 
     statuses = dict(Order.objects.values_list("request_id", "status"))

@@ -20,7 +20,8 @@ MANAGE = str(BASE_DIR / "manage.py")
 OWN_VARIABLES = (
     "DEBUG", "PORT", "TIME_ZONE", "DATABASE_URL", "REDIS_URL", "Q_TIMEOUT", "Q_RETRY",
     "ORDER_SCHEDULER_LEASE_SECONDS", "ORDER_SCHEDULER_MAX_BATCH", "LOG_LEVEL", "ENV_FILE", "Q_WORKERS",
-    "ORDER_SCHEDULER_ACCOUNTS_FILE",
+    "ORDER_SCHEDULER_ACCOUNTS_FILE", "ORDER_SCHEDULER_PLACE_DEADLINE_SECONDS", "ORDER_SCHEDULER_CLOCK_MARGIN_SECONDS",
+    "ORDER_SCHEDULER_EXCHANGE_TIMEOUT",
 )  # fmt: skip
 
 
@@ -68,6 +69,12 @@ def show(expression: str, *, tmp_path, **env: str) -> str:
         ({"ORDER_SCHEDULER_LEASE_SECONDS": "0"}, "ORDER_SCHEDULER_LEASE_SECONDS"),
         ({"Q_TIMEOUT": "30", "ORDER_SCHEDULER_LEASE_SECONDS": "60"}, "ORDER_SCHEDULER_LEASE_SECONDS"),
         ({"ORDER_SCHEDULER_MAX_BATCH": "-1"}, "ORDER_SCHEDULER_MAX_BATCH"),
+        (
+            {"ORDER_SCHEDULER_LEASE_SECONDS": "5", "ORDER_SCHEDULER_PLACE_DEADLINE_SECONDS": "4"},
+            "ORDER_SCHEDULER_PLACE_DEADLINE_SECONDS + ORDER_SCHEDULER_CLOCK_MARGIN_SECONDS",
+        ),
+        ({"Q_TIMEOUT": "60", "ORDER_SCHEDULER_LEASE_SECONDS": "20"}, "ORDER_SCHEDULER_EXCHANGE_TIMEOUT"),
+        ({"ORDER_SCHEDULER_DEFAULT_EXPIRES_IN": "-1"}, "ORDER_SCHEDULER_DEFAULT_EXPIRES_IN"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
     ],
     ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None,
@@ -226,4 +233,6 @@ def test_it_takes_q_workers_as_given_and_4_without_a_readable_accounts_file(tmp_
     assert show("settings.Q_WORKERS", tmp_path=tmp_path, Q_WORKERS="3") == "3"
     assert show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "no.json")) == "4"
     (tmp_path / "bad.json").write_text("{not json")
-    assert show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "bad.json")) == "4"
+    assert (
+        show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "bad.json")) == "4"
+    )

@@ -59,6 +59,11 @@ class AccountStatusSerializer(serializers.Serializer):
     last_success_at = serializers.DateTimeField(allow_null=True, help_text="Last order the exchange accepted.")
     last_error_at = serializers.DateTimeField(allow_null=True, help_text="Last order that failed.")
     last_error = serializers.CharField(allow_blank=True, help_text="Error code and message of that order.")
+    degraded = serializers.BooleanField(
+        help_text="The exchange cannot be reached or is under maintenance: orders are held until it answers or they expire."
+    )
+    degraded_reason = serializers.CharField(allow_blank=True)
+    degraded_since = serializers.DateTimeField(allow_null=True)
 
 
 class TelegramStatusSerializer(serializers.Serializer):

@@ -249,3 +249,22 @@ class EventsQuerySerializer(QueryParamsSerializer):
         if not REQUEST_ID_RE.match(value):
             raise serializers.ValidationError("1 to 64 letters, digits or _ . : - only.")
         return value
+
+
+class SettleRequestSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(
+        choices=[("not_placed", "not placed"), ("placed", "placed")],
+        help_text="What the operator found on the exchange: the order was not placed, or placed as exchange_order_id.",
+    )
+    exchange_order_id = serializers.RegexField(
+        r"^[0-9A-Za-z_-]{1,64}$",
+        required=False,
+        help_text="The exchange's order id (required for `placed`).",
+    )
+
+    def validate(self, data):
+        if data["outcome"] == "placed" and not data.get("exchange_order_id"):
+            raise serializers.ValidationError({"exchange_order_id": ["Required when the outcome is 'placed'."]})
+        if data["outcome"] == "not_placed" and data.get("exchange_order_id"):
+            raise serializers.ValidationError({"exchange_order_id": ["Only for the outcome 'placed'."]})
+        return data

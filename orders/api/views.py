@@ -24,6 +24,7 @@ from orders.api.serializers import (
     OrdersExportQuerySerializer,
     OrdersQuerySerializer,
     OrderSubmitSerializer,
+    SettleRequestSerializer,
     StatsQuerySerializer,
 )
 from orders.serializers import OrderSerializer
@@ -32,6 +33,7 @@ from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume
 from orders.services.history import orders_csv
 from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
+from orders.services.reconcile import SettleError, SettleInvalid, SettleNotFound, order_settle
 from orders.services.stream import Scope, StreamBusy, open_stream
 from orders.services.submit import SubmitError, order_submit
 
@@ -362,6 +364,46 @@ class OrderActionView(APIView):
             message, code = "Cancel requested on the exchange", status.HTTP_200_OK
         body = {"success": True, "request_id": result.request_id, "message": message}
         return Response({**body, "order": OrderSerializer(result).data}, status=code)
+
+
+class SettleView(APIView):
+    """POST .../orders/<request_id>/settle: an operator states what became of an order
+    whose outcome is unknown."""
+
+    permission_classes = [CanOperate]
+
+    @extend_schema(
+        request=SettleRequestSerializer,
+        responses={
+            200: schema.OrderActionResponseSerializer,
+            400: schema.ErrorSerializer,
+            404: schema.ErrorSerializer,
+            409: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+    )
+    def post(self, request, request_id: str):
+        query = SettleRequestSerializer(data=request.data)
+        if not query.is_valid():
+            return error_response("Invalid request", query.errors)
+        placed = query.validated_data["outcome"] == "placed"
+        try:
+            order = order_settle(
+                request_id=request_id[:64],
+                placed=placed,
+                exchange_order_id=query.validated_data.get("exchange_order_id", ""),
+                user=request.user,
+                source=client_address(request),
+            )
+        except SettleNotFound as exc:
+            return error_response(str(exc), status_code=status.HTTP_404_NOT_FOUND)
+        except SettleInvalid as exc:
+            return error_response("Invalid request", {"exchange_order_id": [str(exc)]})
+        except SettleError as exc:
+            return error_response(str(exc), status_code=status.HTTP_409_CONFLICT)
+        message = f"Order settled as {'placed' if placed else 'not placed'}"
+        body = {"success": True, "request_id": order.request_id, "message": message}
+        return Response({**body, "order": OrderSerializer(order).data})
 
 
 class ControlView(APIView):

@@ -16,8 +16,15 @@ _adapters: dict[str, tuple[tuple, Exchange]] = {}
 
 def _signature(account: Account) -> tuple:
     # A changed account (re-synced with other settings) gets a fresh adapter.
-    return (account.mode, account.hostname, account.base_url, account.api_key_env, account.secret_env,
-            account.passphrase_env, repr(sorted((account.options or {}).items())))
+    return (
+        account.mode,
+        account.hostname,
+        account.base_url,
+        account.api_key_env,
+        account.secret_env,
+        account.passphrase_env,
+        repr(sorted((account.options or {}).items())),
+    )
 
 
 def get_exchange(account: Account) -> Exchange:

@@ -69,7 +69,7 @@ class AccountError(FinalError):
 
 class Exchange(Protocol):
     # The longest one request to the exchange may take, in seconds (the lease is kept
-    # long enough for a step of several of them: orders.services.execution.Lease).
+    # long enough for a step of several of them: orders.services.lease.Lease).
     timeout_seconds: float
 
     def place_order(self, ticket: OrderTicket) -> Execution: ...

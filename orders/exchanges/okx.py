@@ -75,7 +75,9 @@ class OkxExchange:
     def __init__(self, account: Account):
         self.account_id = account.id
         options = account.options or {}
-        self._secrets = [os.environ.get(name, "") for name in (account.api_key_env, account.secret_env, account.passphrase_env)]
+        self._secrets = [
+            os.environ.get(name, "") for name in (account.api_key_env, account.secret_env, account.passphrase_env)
+        ]
         if not all(self._secrets):
             raise AccountError(f"Account {account.id} has no API credentials configured", code="config")
         self.position_mode = options.get("position_mode", "net")
@@ -152,7 +154,9 @@ class OkxExchange:
         else:
             params["tdMode"] = "cash"
         price = float(ticket.price) if ticket.price is not None else None
-        placed = self._call(self.client.create_order, ticket.symbol, ticket.order_type, ticket.side, amount, price, params)
+        placed = self._call(
+            self.client.create_order, ticket.symbol, ticket.order_type, ticket.side, amount, price, params
+        )
         # The place reply says nothing of fills; they are fetched by the tracker, beside
         # the drainer, so the account's next order does not wait for that round trip.
         return Execution(order_id=str(placed["id"]), state="submitted")

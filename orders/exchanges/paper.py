@@ -1,8 +1,10 @@
 """Paper trading: a simulated venue that never touches the network.
 
 Its book lives in the PaperOrder table so that every worker process sees the same
-venue, a duplicate client order id is refused as OKX would refuse it, and a crashed
-order can be looked up by client order id like on the real exchange.
+venue, and it keeps OKX's rules: a client order id is refused only while an earlier
+order with it is still open (its orders fill at once, so a repeated id places a second
+order, as on OKX), a look-up by client order id returns the latest order with it, and a
+request processed after its deadline (OKX's expTime) places nothing.
 
 Account options (accounts file, "options"):
   reference_prices: {"BTC/USDT:USDT": 65000, ...}  market orders fill at this price
@@ -16,9 +18,9 @@ import os
 import time
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
-from orders.exchanges.base import AmbiguousError, Execution, FinalError, MarketInfo, OrderTicket
+from orders.exchanges.base import AmbiguousError, Execution, FinalError, MarketInfo, OrderTicket, RetryableError
 from orders.models import Account, PaperOrder
 
 _ids = itertools.count(1)
@@ -37,47 +39,62 @@ class PaperExchange:
     def load_markets(self, *, force: bool = False) -> list[MarketInfo] | None:
         return None  # the paper venue trades whatever it is asked to
 
-    def place_order(self, ticket: OrderTicket) -> Execution:
+    def exchange_time_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def place_order(self, ticket: OrderTicket, *, deadline_ms: int) -> Execution:
         if self.max_amount is not None and ticket.amount > self.max_amount:
             raise FinalError(
                 f"Insufficient balance: paper account allows at most {self.max_amount} per order",
                 code="paper_insufficient_funds",
             )
         started = time.time()
+        if started * 1000 > deadline_ms:
+            raise RetryableError("Order expired (processed after its deadline); nothing was placed", code="50037")
         price = ticket.price if ticket.order_type == "limit" else self.prices.get(ticket.symbol)
-        try:
-            with transaction.atomic():
-                row = PaperOrder.objects.create(
-                    account_id=self.account_id,
-                    client_order_id=ticket.client_order_id,
-                    exchange_order_id=f"P{os.getpid()}{int(started * 1000)}{next(_ids)}",
-                    symbol=ticket.symbol,
-                    side=ticket.side,
-                    order_type=ticket.order_type,
-                    amount=ticket.amount,
-                    price=price,
-                    state="filled",
-                    started=started,
-                    worker_pid=os.getpid(),
-                )
-        except IntegrityError:
-            # Same answer as OKX's 51016: the first send may have gone through.
-            raise AmbiguousError("Duplicated client order id", code="duplicate_client_order_id") from None
+        with transaction.atomic():
+            if PaperOrder.objects.filter(
+                account_id=self.account_id,
+                client_order_id=ticket.client_order_id,
+                state__in=("open", "partially_filled"),
+            ).exists():
+                # OKX's 51016: an order with this id is live right now.
+                raise AmbiguousError("Duplicated client order id", code="51016")
+            row = PaperOrder.objects.create(
+                account_id=self.account_id,
+                client_order_id=ticket.client_order_id,
+                exchange_order_id=f"P{os.getpid()}{int(started * 1000)}{next(_ids)}",
+                symbol=ticket.symbol,
+                side=ticket.side,
+                order_type=ticket.order_type,
+                amount=ticket.amount,
+                price=price,
+                state="filled",
+                started=started,
+                worker_pid=os.getpid(),
+            )
         if self.latency:
             time.sleep(self.latency)
         PaperOrder.objects.filter(pk=row.pk).update(finished=time.time())
         return self._execution(row)
 
+    def _book(self):
+        return PaperOrder.objects.filter(account_id=self.account_id)
+
     def fetch_order(self, ticket: OrderTicket) -> Execution | None:
-        row = PaperOrder.objects.filter(client_order_id=ticket.client_order_id).first()
+        row = self._book().filter(client_order_id=ticket.client_order_id).order_by("-id").first()
+        return self._execution(row) if row else None
+
+    def fetch_order_by_id(self, ticket: OrderTicket, order_id: str) -> Execution | None:
+        row = self._book().filter(exchange_order_id=order_id, client_order_id=ticket.client_order_id).first()
         return self._execution(row) if row else None
 
     def fetch_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:
-        rows = PaperOrder.objects.filter(client_order_id__in=[t.client_order_id for t in tickets])
-        return {row.client_order_id: self._execution(row) for row in rows}
+        rows = self._book().filter(client_order_id__in=[t.client_order_id for t in tickets]).order_by("id")
+        return {row.client_order_id: self._execution(row) for row in rows}  # the latest wins
 
     def cancel_order(self, ticket: OrderTicket, order_id: str) -> Execution:
-        row = PaperOrder.objects.get(client_order_id=ticket.client_order_id)
+        row = self._book().get(exchange_order_id=order_id)
         return self._execution(row)
 
     @staticmethod

@@ -66,6 +66,14 @@ def may_use_account(user, account_id: str) -> bool:
     return allowed is None or account_id in allowed
 
 
+def may_operate_account(user, account_id: str) -> bool:
+    """May settle, pause or resume this account: the operate right and a grant for it.
+    None is the system itself (a command, the worker)."""
+    if user is None:
+        return True
+    return can_operate(user) and may_use_account(user, account_id)
+
+
 def restrict(queryset: QuerySet, user, field: str = "account_id") -> QuerySet:
     """Only the rows of the accounts the user may see."""
     allowed = allowed_account_ids(user)
@@ -113,7 +121,9 @@ def token_revoke(*, username: str, actor: str = "") -> bool:
     user = _user(username)
     with transaction.atomic():
         deleted, _ = Token.objects.filter(user=user).delete()
-        audit_record(action="token_revoked", user=user, source=actor, target=username, changes={"had_token": bool(deleted)})
+        audit_record(
+            action="token_revoked", user=user, source=actor, target=username, changes={"had_token": bool(deleted)}
+        )
     return bool(deleted)
 
 

@@ -63,7 +63,9 @@ def _parse_entry(entry) -> dict:
     if margin_mode not in (MarginMode.CROSS, MarginMode.ISOLATED):
         raise ValueError(f'"margin_mode" must be cross or isolated, got {margin_mode!r}')
     leverage = entry.get("default_leverage")
-    if leverage is not None and (not isinstance(leverage, int) or isinstance(leverage, bool) or not 1 <= leverage <= 125):
+    if leverage is not None and (
+        not isinstance(leverage, int) or isinstance(leverage, bool) or not 1 <= leverage <= 125
+    ):
         raise ValueError('"default_leverage" must be a whole number from 1 to 125')
     options = entry.get("options", {})
     if not isinstance(options, dict):

@@ -22,7 +22,9 @@ def _clean(changes: dict) -> dict:
     return cleaned
 
 
-def audit_record(*, action: str, user=None, source: str = "", target: str = "", changes: dict | None = None) -> AuditEvent:
+def audit_record(
+    *, action: str, user=None, source: str = "", target: str = "", changes: dict | None = None
+) -> AuditEvent:
     """Record one action. `user` may be None (the system) or an anonymous user."""
     real_user = user if getattr(user, "is_authenticated", False) else None
     return AuditEvent.objects.create(
@@ -44,14 +46,17 @@ def client_address(request) -> str:
 def audit_lines(*, events) -> Iterator[str]:
     """JSONL of audit events, in constant memory."""
     for event in events.order_by("at", "id").iterator(chunk_size=2000):
-        yield json.dumps(
-            {
-                "at": event.at.isoformat(),
-                "user": event.username,
-                "action": event.action,
-                "source": event.source,
-                "target": event.target,
-                "changes": event.changes,
-            },
-            ensure_ascii=False,
-        ) + "\n"
+        yield (
+            json.dumps(
+                {
+                    "at": event.at.isoformat(),
+                    "user": event.username,
+                    "action": event.action,
+                    "source": event.source,
+                    "target": event.target,
+                    "changes": event.changes,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )

@@ -7,12 +7,11 @@ order, whatever is queued stays queued, and new submits are held as queued or re
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from orders.models import Account, Control
-from orders.services import notifications
+from orders.services import transitions
 from orders.services.audit import audit_record
-from orders.services.execution import wake_account
+from orders.services.drain import wake_account
 
 
 class ControlError(Exception):
@@ -35,31 +34,36 @@ def pause(*, account_id: str | None = None, reason: str, user=None, source: str 
     """Pause one account, or all trading when account_id is None."""
     reason = reason.strip() or "paused by an operator"
     who = getattr(user, "username", "") or source or "system"
+    actor = _actor(user, source)
     with transaction.atomic():
         if account_id is None:
-            control()
-            Control.objects.filter(pk=1).update(
-                trading_paused=True, reason=reason, changed_by=who, changed_at=timezone.now()
-            )
-        elif not Account.objects.filter(pk=account_id).update(paused=True, pause_reason=f"{reason} ({who})"):
+            transitions.pause_trading(reason=reason, actor=actor)
+        elif not Account.objects.filter(pk=account_id).exists():
             raise ControlError(f"Unknown account '{account_id}'.")
+        elif not transitions.pause_account(account_id=account_id, reason=f"{reason} ({who})", actor=actor):
+            # Already paused: the new reason replaces the old one.
+            Account.objects.filter(pk=account_id).update(pause_reason=f"{reason} ({who})")
         audit_record(action="pause", user=user, source=source, target=account_id or "all", changes={"reason": reason})
-    notifications.account_paused(account_id=account_id or "all accounts", reason=reason)
 
 
 def resume(*, account_id: str | None = None, user=None, source: str = "") -> list[str]:
     """Resume one account, or all trading; wakes the drainers. Returns the accounts woken."""
-    who = getattr(user, "username", "") or source or "system"
+    actor = _actor(user, source)
     with transaction.atomic():
         if account_id is None:
-            control()
-            Control.objects.filter(pk=1).update(trading_paused=False, reason="", changed_by=who, changed_at=timezone.now())
+            transitions.resume_trading(actor=actor)
             woken = list(Account.objects.filter(enabled=True, paused=False).values_list("pk", flat=True))
         else:
-            if not Account.objects.filter(pk=account_id).update(paused=False, pause_reason=""):
+            if not Account.objects.filter(pk=account_id).exists():
                 raise ControlError(f"Unknown account '{account_id}'.")
+            transitions.resume_account(account_id=account_id, actor=actor)
             woken = [account_id]
         audit_record(action="resume", user=user, source=source, target=account_id or "all")
         for pk in woken:
             wake_account(pk)
     return woken
+
+
+def _actor(user, source: str) -> transitions.Actor:
+    # Pausing and resuming is an operator's act (a command runs without a user).
+    return transitions.person(user, operator=True)

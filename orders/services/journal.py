@@ -1,6 +1,8 @@
-"""The execution journal: one JSON line per order that reaches a final status, in
-`executions_YYYYMMDD.jsonl` (date in the configured time zone), as the seed report's
-older system wrote it."""
+"""The execution journal: one JSON line per order that reaches a final status, and a
+second when its state on the exchange settles (filled, or cancelled after a partial
+fill), in `executions_YYYYMMDD.jsonl` (date in the configured time zone), as the seed
+report's older system wrote it. Lines are written from order events
+(orders.services.transitions), which also replays any line a crash left owed."""
 
 import fcntl
 import json
@@ -21,11 +23,12 @@ def journal_path(day) -> Path:
     return Path(settings.ORDER_SCHEDULER["LOG_DIR"]) / f"executions_{day:%Y%m%d}.jsonl"
 
 
-def journal_append(*, order: Order) -> None:
-    """Append the order's line. One write() of the whole line under an exclusive lock,
-    so lines from concurrent workers never interleave or tear."""
+def journal_append(*, order: Order, at=None) -> None:
+    """Append the order's line to the file of the day `at` (default: when it finished).
+    One write() of the whole line under an exclusive lock, so lines from concurrent
+    workers never interleave or tear."""
     line = (json.dumps(order_record(order), ensure_ascii=False, sort_keys=False) + "\n").encode()
-    path = journal_path(timezone.localdate(order.finished_at or timezone.now()))
+    path = journal_path(timezone.localdate(at or order.finished_at or timezone.now()))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _open_locked(path)
@@ -36,6 +39,32 @@ def journal_append(*, order: Order) -> None:
     except OSError as exc:
         # The database stays the truth; a full disk must not stop trading.
         logger.error("journal write failed for %s: %s", order.request_id, exc)
+
+
+def journal_has_event(*, event_id: int, at) -> bool:
+    """Whether the day's file already has the line of this order event (same request
+    id, status and exchange state): a replay after a crash must not write it twice."""
+    from orders.models import OrderEvent
+
+    event = OrderEvent.objects.select_related("order").get(pk=event_id)
+    order = event.order
+    path = journal_path(timezone.localdate(at))
+    needle = json.dumps(order.request_id, ensure_ascii=False)
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                if needle not in line:
+                    continue
+                record = json.loads(line)
+                if (record.get("request_id"), record.get("status"), record.get("exchange_state")) == (
+                    order.request_id,
+                    order.status,
+                    order.exchange_state,
+                ):
+                    return True
+    except FileNotFoundError:
+        return False
+    return False
 
 
 def _open_locked(path: Path) -> int:

@@ -5,12 +5,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
+from orders.services import transitions
 from orders.services.audit import audit_record
-from orders.services.execution import RESTING_STATES, finish_order, wake_account
+from orders.services.drain import wake_account
 from orders.services.submit import SubmitError, order_submit
+from orders.services.tracking import RESTING_STATES
 
 
-class OrderConflict(Exception):
+class OrderConflict(transitions.TransitionError):
     """The action makes no sense for the order's current status (HTTP 409)."""
 
 
@@ -24,15 +26,20 @@ def order_cancel(*, request_id: str, user=None, source: str = "") -> Order:
     account's drainer to cancel an order resting on the exchange."""
     order = order_get(request_id=request_id)
     if order.status == OrderStatus.QUEUED:
-        done = finish_order(
-            pk=order.pk,
-            from_statuses=[OrderStatus.QUEUED],
-            status=OrderStatus.CANCELLED,
+        message = f"Cancelled by {getattr(user, 'username', None) or 'an operator'} before it was sent."
+        done = transitions.move(
+            order,
+            OrderStatus.CANCELLED,
+            actor=transitions.person(user),
+            only_from=(OrderStatus.QUEUED,),
+            reason=message,
             error_code="cancelled",
-            error_message=f"Cancelled by {getattr(user, 'username', None) or 'an operator'} before it was sent.",
+            error_message=message,
         )
         if done:
-            audit_record(action="cancel", user=user, source=source, target=request_id, changes={"status": "queued -> cancelled"})
+            audit_record(
+                action="cancel", user=user, source=source, target=request_id, changes={"status": "queued -> cancelled"}
+            )
             return order_get(request_id=request_id)
         order.refresh_from_db()  # a worker took it in the meantime
     if order.status == OrderStatus.SUCCESS and order.exchange_state in RESTING_STATES:
@@ -41,12 +48,18 @@ def order_cancel(*, request_id: str, user=None, source: str = "") -> Order:
                 cancel_requested_at=timezone.now()
             )
             wake_account(order.account_id)
-            audit_record(action="cancel", user=user, source=source, target=request_id, changes={"exchange": "cancel requested"})
+            audit_record(
+                action="cancel", user=user, source=source, target=request_id, changes={"exchange": "cancel requested"}
+            )
         return order_get(request_id=request_id)
     if order.status in OrderStatus.in_flight():
-        raise OrderConflict(f"Order {request_id} is being sent to the exchange ({order.status}); it cannot be cancelled now.")
+        raise OrderConflict(
+            f"Order {request_id} is being sent to the exchange ({order.status}); it cannot be cancelled now."
+        )
     state = f"{order.status}, {order.exchange_state} on the exchange" if order.exchange_state else order.status
-    raise OrderConflict(f"Order {request_id} is {state}: only queued orders and orders resting on the book can be cancelled.")
+    raise OrderConflict(
+        f"Order {request_id} is {state}: only queued orders and orders resting on the book can be cancelled."
+    )
 
 
 def order_retry(*, request_id: str, user=None, source: str = "") -> Order:
@@ -58,7 +71,9 @@ def order_retry(*, request_id: str, user=None, source: str = "") -> Order:
         # writers. Either way two concurrent retries cannot both pass the check below.
         original = Order.objects.select_for_update().select_related("account").get(request_id=request_id)
         if original.status not in (OrderStatus.FAILED, OrderStatus.EXPIRED):
-            raise OrderConflict(f"Order {request_id} is {original.status}: only failed or expired orders can be retried.")
+            raise OrderConflict(
+                f"Order {request_id} is {original.status}: only failed or expired orders can be retried."
+            )
         ended = [OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELLED]
         alive = original.retries.exclude(status__in=ended).first()
         if alive is not None:

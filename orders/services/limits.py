@@ -36,7 +36,9 @@ def limit_problems(
     limits = account.limits or {}
     errors: dict[str, list[str]] = {}
     if leverage and "max_leverage" in limits and leverage > limits["max_leverage"]:
-        errors["leverage"] = [f"Leverage {leverage} is above this account's limit of {limits['max_leverage']} (max_leverage)."]
+        errors["leverage"] = [
+            f"Leverage {leverage} is above this account's limit of {limits['max_leverage']} (max_leverage)."
+        ]
     if "max_amount" not in limits and "max_notional" not in limits:
         return errors
     base_amount = amount

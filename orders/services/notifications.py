@@ -54,7 +54,9 @@ ICON = {
     NotificationEvent.ORDER_EXPIRED: "⌛",
     NotificationEvent.SCHEDULER_STOPPED: "⏹",
     NotificationEvent.SCHEDULER_STARTED: "▶️",
+    NotificationEvent.ORDER_EXCHANGE_CANCELLED: "🚫",
     NotificationEvent.ORDER_SUCCEEDED: "✅",
+    NotificationEvent.ORDER_FILLED: "💰",
 }  # also the order of sections in a summary: what needs a person first
 NOUN = {
     NotificationEvent.ORDER_STUCK: ("order needs an operator", "orders need an operator"),
@@ -63,7 +65,9 @@ NOUN = {
     NotificationEvent.ORDER_EXPIRED: ("order expired", "orders expired"),
     NotificationEvent.SCHEDULER_STOPPED: ("scheduler stop", "scheduler stops"),
     NotificationEvent.SCHEDULER_STARTED: ("scheduler start", "scheduler starts"),
+    NotificationEvent.ORDER_EXCHANGE_CANCELLED: ("order cancelled by the exchange", "orders cancelled by the exchange"),
     NotificationEvent.ORDER_SUCCEEDED: ("order succeeded", "orders succeeded"),
+    NotificationEvent.ORDER_FILLED: ("order filled", "orders filled"),
 }
 FINISHED_EVENT = {
     OrderStatus.SUCCESS: NotificationEvent.ORDER_SUCCEEDED,
@@ -113,6 +117,28 @@ def order_finished(*, order: Order) -> Notification | None:
         group = f"on {order.account_id}"
         summary = _order_brief(order)
     return _record(event=event, text="\n".join(lines), line=summary, group=group)
+
+
+def order_settled(*, order: Order) -> Notification | None:
+    """A placed order's state on the exchange settled: filled, or cancelled by the
+    exchange after a partial fill (cancelled with nothing filled fails the order and is
+    told as a failure)."""
+    cancelled = order.exchange_state == "cancelled"
+    event = NotificationEvent.ORDER_EXCHANGE_CANCELLED if cancelled else NotificationEvent.ORDER_FILLED
+    logger.info("order %s on %s settled on the exchange: %s", order.request_id, order.account_id, order.exchange_state)
+    fill = f"Filled {_num(order.filled_amount)}" if order.filled_amount is not None else "Filled"
+    if order.average_price is not None:
+        fill += f" at {_num(order.average_price)}"
+    if order.fee is not None:
+        fill += f" · fee {_num(order.fee)} {order.fee_currency}".rstrip()
+    title = "Order cancelled by the exchange" if cancelled else "Order filled"
+    lines = [
+        _heading(event, title, order.account_id),
+        _order_line(order),
+        _esc(f"{fill} · exchange id {order.order_id or '-'}"),
+        _esc(f"Strategy {order.strategy_name}"),
+    ]
+    return _record(event=event, text="\n".join(lines), line=_order_brief(order), group=f"on {order.account_id}")
 
 
 def order_stuck(*, order: Order, reason: str) -> Notification | None:

@@ -16,10 +16,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders.models import Account, AmountUnit, Control, MarginMode, Order
+from orders.models import Account, AmountUnit, Control, Installation, MarginMode, Order
+from orders.services import transitions
 from orders.services.access import may_use_account
 from orders.services.audit import audit_record
-from orders.services.execution import wake_account
+from orders.services.drain import wake_account
 from orders.services.limits import limit_problems
 from orders.services.markets import amount_problem
 
@@ -45,10 +46,23 @@ def new_request_id() -> str:
     return f"ORD_{int(time.time() * 1000)}{secrets.token_hex(3)}"
 
 
+_salt: str | None = None
+
+
+def installation_salt() -> str:
+    """This installation's salt (made by the migration; kept for the process)."""
+    global _salt
+    if _salt is None:
+        _salt = Installation.objects.get_or_create(pk=1, defaults={"salt": secrets.token_hex(8)})[0].salt
+    return _salt
+
+
 def client_order_id_for(request_id: str) -> str:
-    """OKX's clOrdId: letters and digits only, at most 32. A hash of the request id
-    keeps it unique and derivable whatever characters a client's request id has."""
-    return "sc" + hashlib.blake2b(request_id.encode(), digest_size=15).hexdigest()
+    """OKX's clOrdId: letters and digits only, at most 32. A hash of the installation's
+    salt and the request id keeps it unique and derivable whatever characters a client's
+    request id has, and never equal to an id of another installation or of a database
+    reset since (OKX would take a repeated id of a finished order as a new order)."""
+    return "sc" + hashlib.blake2b(f"{installation_salt()}:{request_id}".encode(), digest_size=15).hexdigest()
 
 
 def _payload_hash(item: dict) -> str:
@@ -94,7 +108,8 @@ def _account_errors(item: dict, accounts: dict[str, Account]) -> dict[str, list[
 def _build(item: dict, account: Account, *, user, idempotency_key: str | None, now) -> Order:
     request_id = item.get("request_id") or new_request_id()
     is_derivative = ":" in item["symbol"]
-    expires_in = item.get("expires_in")
+    # Nothing executes long after it was asked for: a default maximum age applies.
+    expires_in = item.get("expires_in") or settings.ORDER_SCHEDULER["DEFAULT_EXPIRES_IN"]
     return Order(
         request_id=request_id,
         client_order_id=client_order_id_for(request_id),
@@ -214,6 +229,7 @@ def order_submit(
         with transaction.atomic():
             for order in orders:
                 order.save(force_insert=True)
+            transitions.order_created(orders, actor=transitions.person(user))
             for account_id in sorted({order.account_id for order in orders}):
                 wake_account(account_id)
             audit_record(
@@ -221,7 +237,10 @@ def order_submit(
                 user=user,
                 source=source,
                 target=orders[0].request_id if len(orders) == 1 else f"batch of {len(orders)}",
-                changes={"request_ids": [o.request_id for o in orders], "retry_of": getattr(retry_of, "request_id", None)},
+                changes={
+                    "request_ids": [o.request_id for o in orders],
+                    "retry_of": getattr(retry_of, "request_id", None),
+                },
             )
     except IntegrityError:
         # A concurrent identical submission won the race: answer as a replay.
@@ -244,7 +263,9 @@ def _refuse_if_paused(items: list[dict], accounts: dict[str, Account]) -> None:
         account = accounts[item["account_id"]]
         if account.paused:
             raise SubmitError(
-                "Trading is paused", {"account_id": [f"Account '{account.id}' is paused: {account.pause_reason}"]}, status=409
+                "Trading is paused",
+                {"account_id": [f"Account '{account.id}' is paused: {account.pause_reason}"]},
+                status=409,
             )
 
 

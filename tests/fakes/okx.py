@@ -286,12 +286,7 @@ def _parse_iso(ts: str) -> float | None:
 
 
 def _valid_cl_ord_id(value: str) -> bool:
-    return (
-        isinstance(value, str)
-        and 1 <= len(value) <= 32
-        and value.isascii()
-        and value.isalnum()
-    )
+    return isinstance(value, str) and 1 <= len(value) <= 32 and value.isascii() and value.isalnum()
 
 
 class _Reply:
@@ -306,9 +301,7 @@ def _ok(data: list, msg: str = "") -> _Reply:
     return _Reply(200, {"code": "0", "data": data, "msg": msg})
 
 
-def _err(
-    code: str, *fmt: str, data: list | None = None, status: int | None = None
-) -> _Reply:
+def _err(code: str, *fmt: str, data: list | None = None, status: int | None = None) -> _Reply:
     http_status, msg = _ERR.get(code, (200, "Operation failed."))
     if fmt:
         msg = msg.format(*fmt)
@@ -343,16 +336,12 @@ class Fault:
             return False
         if self.method is not None and self.method.upper() != method:
             return False
-        if self.path_suffix is not None and not rel_path.endswith(
-            self.path_suffix.strip("/")
-        ):
+        if self.path_suffix is not None and not rel_path.endswith(self.path_suffix.strip("/")):
             return False
         if self.api_key is not None and self.api_key != api_key:
             return False
         # insufficient_funds only makes sense for order placement
-        return self.kind != "insufficient_funds" or (
-            method == "POST" and rel_path in _PLACE_PATHS
-        )
+        return self.kind != "insufficient_funds" or (method == "POST" and rel_path in _PLACE_PATHS)
 
 
 @dataclass
@@ -458,9 +447,7 @@ class FakeOKX:
         self._ord_ids = itertools.count(701_000_000_000_000_001)
         self._trade_ids = itertools.count(100_000_001)
 
-        self._instruments = {
-            i["instId"]: dict(i) for i in (instruments or DEFAULT_INSTRUMENTS)
-        }
+        self._instruments = {i["instId"]: dict(i) for i in (instruments or DEFAULT_INSTRUMENTS)}
         self._prices: dict[str, Decimal] = {}
         for inst_id in self._instruments:
             base = inst_id.split("-")[0]
@@ -480,9 +467,7 @@ class FakeOKX:
         self._max_concurrent: dict[str, int] = {}
         self._leverage: dict[tuple, str] = {}
         self._leverage_log: list[dict] = []
-        self.errors: list[
-            BaseException
-        ] = []  # internal exceptions of the fake (should stay empty)
+        self.errors: list[BaseException] = []  # internal exceptions of the fake (should stay empty)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> Self:
@@ -611,9 +596,7 @@ class FakeOKX:
         :param http_status: override the HTTP status of error faults.
         """
         if kind not in FAULT_KINDS:
-            raise ValueError(
-                f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}"
-            )
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
         if kind in ("latency", "hold") and seconds <= 0:
             raise ValueError(f"{kind} needs seconds > 0")
         if then not in ("reply", "close"):
@@ -743,9 +726,7 @@ class FakeOKX:
         with self._lock:
             return dict(self._leverage)
 
-    def get_leverage(
-        self, api_key: str, inst_id: str, mgn_mode: str = "cross", pos_side: str = "net"
-    ) -> str | None:
+    def get_leverage(self, api_key: str, inst_id: str, mgn_mode: str = "cross", pos_side: str = "net") -> str | None:
         with self._lock:
             return self._leverage.get((api_key, inst_id, mgn_mode, pos_side))
 
@@ -787,11 +768,7 @@ class FakeOKX:
             order = found[1]
             if order["state"] not in ("live", "partially_filled"):
                 raise ValueError(f"order is {order['state']}, cannot fill")
-            price = (
-                _dec(px)
-                if px is not None
-                else _dec(order["px"]) or self._prices[order["instId"]]
-            )
+            price = _dec(px) if px is not None else _dec(order["px"]) or self._prices[order["instId"]]
             remaining = Decimal(order["sz"]) - Decimal(order["accFillSz"])
             qty = remaining if sz is None else min(Decimal(str(sz)), remaining)
             self._apply_fill(order, qty, price, maker=True)
@@ -801,9 +778,7 @@ class FakeOKX:
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         raw_path = h.path
         split = urlsplit(raw_path)
-        rel = (
-            split.path[len(API_PREFIX) :] if split.path.startswith(API_PREFIX) else None
-        )
+        rel = split.path[len(API_PREFIX) :] if split.path.startswith(API_PREFIX) else None
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         try:
             length = int(h.headers.get("Content-Length") or 0)
@@ -819,10 +794,7 @@ class FakeOKX:
                 reply = _Reply(404, {"code": "404", "data": [], "msg": "Not Found"})
             else:
                 reply, outcome_fault = self._process(req)
-                if (
-                    outcome_fault is not None
-                    and outcome_fault.kind == "drop_after_record"
-                ):
+                if outcome_fault is not None and outcome_fault.kind == "drop_after_record":
                     action = "close"
                 elif outcome_fault is not None and outcome_fault.kind == "hold":
                     hold = outcome_fault.seconds
@@ -885,9 +857,7 @@ class FakeOKX:
         route = self._ROUTES.get((req.method, req.rel_path))
         if route is None:
             if any(p == req.rel_path for (_, p) in self._ROUTES):
-                return _Reply(
-                    405, {"code": "50115", "data": [], "msg": "Invalid request method."}
-                ), None
+                return _Reply(405, {"code": "50115", "data": [], "msg": "Invalid request method."}), None
             return _Reply(404, {"code": "404", "data": [], "msg": "Not Found"}), None
         handler_name, private = route
         is_place = req.method == "POST" and req.rel_path in _PLACE_PATHS
@@ -916,11 +886,7 @@ class FakeOKX:
                 with self._lock:
                     log_entry["apiKey"] = req.api_key
 
-        counted = (
-            req.api_key is not None
-            and req.method == "POST"
-            and req.rel_path in _PLACE_PATHS + _CANCEL_PATHS
-        )
+        counted = req.api_key is not None and req.method == "POST" and req.rel_path in _PLACE_PATHS + _CANCEL_PATHS
         if counted:
             with self._lock:
                 n = self._in_flight.get(req.api_key, 0) + 1
@@ -983,9 +949,7 @@ class FakeOKX:
         if not hmac.compare_digest(passphrase, acct.passphrase):
             return _err("50105")
         prehash = ts + req.method + req.raw_path + req.body
-        expected = base64.b64encode(
-            hmac.new(acct.secret.encode(), prehash.encode(), hashlib.sha256).digest()
-        ).decode()
+        expected = base64.b64encode(hmac.new(acct.secret.encode(), prehash.encode(), hashlib.sha256).digest()).decode()
         if not hmac.compare_digest(sign, expected):
             return _err("50113")
         simulated = h.get("x-simulated-trading") == "1"
@@ -1122,9 +1086,7 @@ class FakeOKX:
         for ccy, amount in balances.items():
             if wanted and ccy not in wanted:
                 continue
-            usd = amount * (
-                prices.get(f"{ccy}-USDT", Decimal(1)) if ccy != "USDT" else 1
-            )
+            usd = amount * (prices.get(f"{ccy}-USDT", Decimal(1)) if ccy != "USDT" else 1)
             total += usd
             a = _fmt(amount)
             details.append(
@@ -1274,9 +1236,7 @@ class FakeOKX:
         lever = _dec(body.get("lever"))
         if lever is None or lever < 1 or lever != lever.quantize(Decimal("0.01")):
             return _err("51000", "lever")
-        max_lever = (
-            Decimal(inst["lever"]) if inst and inst.get("lever") else Decimal(125)
-        )
+        max_lever = Decimal(inst["lever"]) if inst and inst.get("lever") else Decimal(125)
         if lever > min(max_lever, Decimal(125)):
             return _err("59102")
         with self._lock:
@@ -1294,9 +1254,7 @@ class FakeOKX:
         side_key = pos_side or "net"
         lever_s = _fmt(lever)
         with self._lock:
-            self._leverage[
-                (api_key, inst_id or body.get("ccy"), mgn_mode, side_key)
-            ] = lever_s
+            self._leverage[(api_key, inst_id or body.get("ccy"), mgn_mode, side_key)] = lever_s
         return _ok(
             [
                 {
@@ -1322,11 +1280,7 @@ class FakeOKX:
             self._log_outcome(log, "rejected:50002", [])
             return _err("50002")
         items = [body] if single else body
-        if (
-            not isinstance(items, list)
-            or not items
-            or not all(isinstance(i, dict) for i in items)
-        ):
+        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
             self._log_outcome(log, "rejected:50002", [])
             return _err("50002")
         if len(items) > 20:
@@ -1400,9 +1354,7 @@ class FakeOKX:
             return _s_err("51000", "ordType") + ("",)
         is_spot = inst["instType"] == "SPOT"
         td_mode = item.get("tdMode")
-        if td_mode not in (
-            ("cash", "cross", "isolated") if is_spot else ("cross", "isolated")
-        ):
+        if td_mode not in (("cash", "cross", "isolated") if is_spot else ("cross", "isolated")):
             return _s_err("51000", "tdMode") + ("",)
         cl = item.get("clOrdId")
         cl = "" if cl is None else str(cl)
@@ -1411,11 +1363,7 @@ class FakeOKX:
         tgt_ccy = item.get("tgtCcy") or ""
         if tgt_ccy not in ("", "base_ccy", "quote_ccy") or (tgt_ccy and not is_spot):
             return _s_err("51000", "tgtCcy") + ("",)
-        quote_sized = (
-            is_spot
-            and ord_type == "market"
-            and (tgt_ccy == "quote_ccy" or (tgt_ccy == "" and side == "buy"))
-        )
+        quote_sized = is_spot and ord_type == "market" and (tgt_ccy == "quote_ccy" or (tgt_ccy == "" and side == "buy"))
         sz = _dec(item.get("sz"))
         if sz is None or sz <= 0:
             return _s_err("51000", "sz") + ("",)
@@ -1470,9 +1418,7 @@ class FakeOKX:
                 "instId": inst_id,
                 "instType": inst["instType"],
                 "isTpLimit": "false",
-                "lever": ""
-                if is_spot
-                else self._lever_for(api_key, inst_id, td_mode, pos_side),
+                "lever": "" if is_spot else self._lever_for(api_key, inst_id, td_mode, pos_side),
                 "linkedAlgoOrd": {"algoId": ""},
                 "ordId": ord_id,
                 "ordType": ord_type,
@@ -1516,9 +1462,7 @@ class FakeOKX:
                     qty = sz
                 self._apply_fill(order, qty, ref, maker=False, quote_sized=quote_sized)
             else:
-                marketable = (side == "buy" and px >= ref) or (
-                    side == "sell" and px <= ref
-                )
+                marketable = (side == "buy" and px >= ref) or (side == "sell" and px <= ref)
                 if marketable and ord_type == "post_only":
                     self._cancel(order, source="post_only")
                 elif marketable:
@@ -1557,9 +1501,7 @@ class FakeOKX:
         prev_avg = _dec(order["avgPx"]) or Decimal(0)
         filled = prev + qty
         avg = (prev_avg * prev + price * qty) / filled if filled > 0 else price
-        rate = _FEES["SPOT" if inst["instType"] == "SPOT" else "SWAP"][
-            "maker" if maker else "taker"
-        ]
+        rate = _FEES["SPOT" if inst["instType"] == "SPOT" else "SWAP"]["maker" if maker else "taker"]
         if inst["instType"] == "SPOT":
             fee = qty * rate if order["side"] == "buy" else qty * price * rate
         else:
@@ -1580,9 +1522,7 @@ class FakeOKX:
     @staticmethod
     def _cancel(order: dict, source: str = "") -> None:
         order["state"] = "canceled"
-        order["cancelSource"] = {"": "1", "post_only": "31", "ioc": "32"}.get(
-            source, "1"
-        )
+        order["cancelSource"] = {"": "1", "post_only": "31", "ioc": "32"}.get(source, "1")
         order["uTime"] = str(_ms())
 
     def _lookup(self, api_key: str, inst_id: str, ord_id: str | None, cl: str | None):
@@ -1614,11 +1554,7 @@ class FakeOKX:
             return error
         single = req.rel_path == "trade/cancel-order"
         items = [body] if single else body
-        if (
-            not isinstance(items, list)
-            or not items
-            or not all(isinstance(i, dict) for i in items)
-        ):
+        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
             return _err("50002") if body is not None else _err("50000")
         results = []
         now = str(_ms())

@@ -25,9 +25,7 @@ KEY_B, SECRET_B, PASS_B = "key-b", "secret-b", "Pass-b2!"
 SWAP = "BTC/USDT:USDT"
 
 
-def make_client(
-    fake: FakeOKX, key=KEY, secret=SECRET, password=PASS, *, sandbox=True, timeout=3000
-) -> ccxt.okx:
+def make_client(fake: FakeOKX, key=KEY, secret=SECRET, password=PASS, *, sandbox=True, timeout=3000) -> ccxt.okx:
     ex = ccxt.okx(
         {
             "apiKey": key,
@@ -47,9 +45,7 @@ def make_client(
 
 @pytest.fixture
 def fake():
-    with FakeOKX(
-        accounts={KEY: (SECRET, PASS), KEY_B: (SECRET_B, PASS_B)}, demo=True
-    ) as f:
+    with FakeOKX(accounts={KEY: (SECRET, PASS), KEY_B: (SECRET_B, PASS_B)}, demo=True) as f:
         yield f
         assert f.errors == []  # the fake itself never crashed
 
@@ -77,9 +73,7 @@ def signed_request(
     """Hand-made signed request (independent of ccxt). Returns (http_status, json)."""
     ts = ts or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     prehash = ts + method + path + (body if sign_body is None else sign_body)
-    sign = base64.b64encode(
-        hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest()
-    )
+    sign = base64.b64encode(hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest())
     headers = {
         "OK-ACCESS-KEY": key,
         "OK-ACCESS-SIGN": sign.decode(),
@@ -120,9 +114,7 @@ def test_load_markets_spot_and_swap_in_sandbox(fake, ex):
     assert swap["precision"]["amount"] == 0.1 and swap["limits"]["amount"]["min"] == 0.1
     spot = ex.market("BTC/USDT")
     assert spot["spot"] and spot["precision"]["amount"] == 1e-8
-    assert (
-        spot["limits"]["amount"]["min"] == 0.00001 and spot["precision"]["price"] == 0.1
-    )
+    assert spot["limits"]["amount"]["min"] == 0.00001 and spot["precision"]["price"] == 0.1
     # in sandbox mode ccxt skips the signed currencies call
     paths = [(r["path"], r["query"].get("instType")) for r in fake.requests_log]
     assert paths == [("public/instruments", "SPOT"), ("public/instruments", "SWAP")]
@@ -150,15 +142,9 @@ def test_market_order_on_swap_amount_in_contracts(fake, ex):
     order = ex.create_order(SWAP, "market", "buy", 0.2, None, {"clientOrderId": "mkt1"})
     assert order["id"].isdigit() and order["clientOrderId"] == "mkt1"
     stored = fake.get_order("mkt1")
-    assert (
-        stored["sz"] == "0.2"
-        and stored["state"] == "filled"
-        and stored["tdMode"] == "cross"
-    )
+    assert stored["sz"] == "0.2" and stored["state"] == "filled" and stored["tdMode"] == "cross"
     assert stored["accFillSz"] == "0.2" and stored["avgPx"] == "65000"
-    assert (
-        stored["fee"] == "-0.065" and stored["feeCcy"] == "USDT"
-    )  # 0.2*0.01*65000*0.05%
+    assert stored["fee"] == "-0.065" and stored["feeCcy"] == "USDT"  # 0.2*0.01*65000*0.05%
     fetched = ex.fetch_order(order["id"], SWAP, {"clientOrderId": "mkt1"})
     assert fetched["id"] == order["id"] and fetched["status"] == "closed"
     assert fetched["filled"] == 0.2 and fetched["average"] == 65000
@@ -168,9 +154,7 @@ def test_market_order_on_swap_amount_in_contracts(fake, ex):
 
 def test_spot_market_buy_fee_in_base(fake, ex):
     fake.set_price("BTC", 70000)
-    ex.create_order(
-        "BTC/USDT", "market", "buy", 0.001, None, {"clientOrderId": "spot1"}
-    )
+    ex.create_order("BTC/USDT", "market", "buy", 0.001, None, {"clientOrderId": "spot1"})
     o = ex.fetch_order(None, "BTC/USDT", {"clientOrderId": "spot1"})
     assert o["status"] == "closed" and o["average"] == 70000 and o["filled"] == 0.001
     assert o["fee"]["currency"] == "BTC"
@@ -180,11 +164,7 @@ def test_limit_rests_fetch_cancel(fake, ex):
     order = ex.create_order(SWAP, "limit", "buy", 0.3, 60000, {"clientOrderId": "lim1"})
     assert fake.get_order("lim1")["state"] == "live"
     fetched = ex.fetch_order(order["id"], SWAP, {"clientOrderId": "lim1"})
-    assert (
-        fetched["status"] == "open"
-        and fetched["price"] == 60000
-        and fetched["amount"] == 0.3
-    )
+    assert fetched["status"] == "open" and fetched["price"] == 60000 and fetched["amount"] == 0.3
     assert [o["clientOrderId"] for o in ex.fetch_open_orders(SWAP)] == ["lim1"]
     canceled = ex.cancel_order(order["id"], SWAP)
     assert canceled["id"] == order["id"]
@@ -219,9 +199,7 @@ def test_duplicate_client_order_id(fake, ex):
     assert reqs[1]["codes"] == ["51016"] and reqs[1]["orders"][0]["clOrdId"] == "dup1"
     assert len(fake.orders(KEY)) == 1
     # the same clOrdId on another API key is fine
-    make_client(fake, KEY_B, SECRET_B, PASS_B).create_order(
-        SWAP, "limit", "buy", 0.1, 60000, {"clientOrderId": "dup1"}
-    )
+    make_client(fake, KEY_B, SECRET_B, PASS_B).create_order(SWAP, "limit", "buy", 0.1, 60000, {"clientOrderId": "dup1"})
     assert len(fake.orders()) == 2
 
 
@@ -238,9 +216,7 @@ def test_server_side_size_and_price_checks(fake, ex):
     }
     with pytest.raises(ccxt.InvalidOrder, match="51121"):  # not a multiple of lotSz 0.1
         ex.privatePostTradeBatchOrders([dict(base, sz="0.15", clOrdId="lot1")])
-    with pytest.raises(
-        ccxt.InvalidOrder, match="51020"
-    ):  # lot-aligned but below minSz 0.0001
+    with pytest.raises(ccxt.InvalidOrder, match="51020"):  # lot-aligned but below minSz 0.0001
         ex.privatePostTradeBatchOrders(
             [
                 dict(
@@ -254,9 +230,7 @@ def test_server_side_size_and_price_checks(fake, ex):
             ]
         )
     with pytest.raises(ccxt.BadRequest, match="px"):  # tick size 0.1
-        ex.privatePostTradeBatchOrders(
-            [dict(base, sz="0.1", px="60000.05", clOrdId="tick1")]
-        )
+        ex.privatePostTradeBatchOrders([dict(base, sz="0.1", px="60000.05", clOrdId="tick1")])
     with pytest.raises(ccxt.BadSymbol):  # 51001
         ex.privatePostTradeBatchOrders([dict(base, instId="DOGE-USDT-SWAP", sz="1")])
     assert fake.orders() == []
@@ -270,9 +244,7 @@ def test_server_side_size_and_price_checks(fake, ex):
     # independent of ccxt: hand-signed request gets the per-item error
     body = json.dumps([dict(base, sz="0.05", clOrdId="raw1")])
     status, reply = signed_request(fake, "POST", "/api/v5/trade/batch-orders", body)
-    assert (
-        status == 200 and reply["code"] == "1" and reply["data"][0]["sCode"] == "51121"
-    )
+    assert status == 200 and reply["code"] == "1" and reply["data"][0]["sCode"] == "51121"
 
 
 # ------------------------------------------------------------------------------ auth
@@ -318,9 +290,7 @@ def test_live_fake_rejects_demo_header_and_none_accepts_both():
             ex.fetch_balance()
     with FakeOKX(accounts={KEY: (SECRET, PASS)}) as fake:
         assert make_client(fake).fetch_balance()["USDT"]["free"] == 100000
-        assert (
-            make_client(fake, sandbox=False).fetch_balance()["USDT"]["free"] == 100000
-        )
+        assert make_client(fake, sandbox=False).fetch_balance()["USDT"]["free"] == 100000
 
 
 def test_signature_covers_body_and_timestamp_window(fake):
@@ -335,9 +305,7 @@ def test_signature_covers_body_and_timestamp_window(fake):
     assert (status, reply["code"]) == (401, "50113")
     status, reply = signed_request(fake, "POST", "/api/v5/account/set-leverage", body)
     assert (status, reply["code"]) == (200, "0")
-    status, reply = signed_request(
-        fake, "GET", "/api/v5/account/balance", ts="2020-01-01T00:00:00.000Z"
-    )
+    status, reply = signed_request(fake, "GET", "/api/v5/account/balance", ts="2020-01-01T00:00:00.000Z")
     assert (status, reply["code"]) == (401, "50102")
     # ccxt with a clock 60 s behind -> 50102, which ccxt maps to InvalidNonce
     ex = make_client(fake)
@@ -354,16 +322,9 @@ def test_rate_limit_fault(fake, ex):
     with pytest.raises(ccxt.RateLimitExceeded):
         ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "rl1"})
     assert f.fired == 1 and f.remaining == 0
-    assert (
-        fake.requests_log[-1]["status"] == 429
-        and fake.requests_log[-1]["code"] == "50011"
-    )
-    assert (
-        fake.orders() == [] and fake.order_requests[-1]["outcome"] == "fault:rate_limit"
-    )
-    ex.create_order(
-        SWAP, "market", "buy", 0.1, None, {"clientOrderId": "rl1"}
-    )  # retry works
+    assert fake.requests_log[-1]["status"] == 429 and fake.requests_log[-1]["code"] == "50011"
+    assert fake.orders() == [] and fake.order_requests[-1]["outcome"] == "fault:rate_limit"
+    ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "rl1"})  # retry works
     assert fake.get_order("rl1")["state"] == "filled"
 
 
@@ -414,9 +375,7 @@ def test_hold_past_client_timeout(fake):
 
 
 def test_hold_then_close(fake, ex):
-    fake.inject(
-        "hold", path_suffix="trade/batch-orders", times=1, seconds=0.2, then="close"
-    )
+    fake.inject("hold", path_suffix="trade/batch-orders", times=1, seconds=0.2, then="close")
     with pytest.raises(ccxt.NetworkError):
         ex.create_order(SWAP, "market", "sell", 0.1, None, {"clientOrderId": "hc1"})
     assert fake.get_order("hc1")["state"] == "filled"
@@ -472,9 +431,7 @@ def test_set_leverage_balance_and_position_mode(fake, ex):
     with pytest.raises(ccxt.ExchangeError, match="59102"):  # SOL max lever is 50
         ex.set_leverage(100, "SOL/USDT:USDT")
     with pytest.raises(ccxt.BadSymbol):
-        ex.privatePostAccountSetLeverage(
-            {"instId": "XXX-USDT-SWAP", "lever": "3", "mgnMode": "cross"}
-        )
+        ex.privatePostAccountSetLeverage({"instId": "XXX-USDT-SWAP", "lever": "3", "mgnMode": "cross"})
     assert fake.leverage_calls == 4 and fake.get_leverage(KEY, "SOL-USDT-SWAP") is None
     ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "lev1"})
     assert fake.get_order("lev1")["lever"] == "5"
@@ -486,9 +443,7 @@ def test_set_leverage_balance_and_position_mode(fake, ex):
     assert ex.fetch_position_mode()["hedged"] is False
     fake.set_pos_mode(KEY, "long_short_mode")
     assert ex.fetch_position_mode()["hedged"] is True
-    with pytest.raises(
-        ccxt.BadRequest, match="posSide"
-    ):  # hedged account needs posSide
+    with pytest.raises(ccxt.BadRequest, match="posSide"):  # hedged account needs posSide
         ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "h1"})
     ex.create_order(
         SWAP,

@@ -17,7 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 from orders.selectors import cluster_stalled, cluster_status
 from orders.services import notifications
 from orders.services.accounts import AccountsFileError, sync_accounts
-from orders.services.execution import recover
+from orders.services.recovery import recover
+from orders.services.transitions import service_event
 
 logger = logging.getLogger("orders.serve")
 
@@ -147,8 +148,6 @@ def _service_event(kind: str, reason: str, **details) -> None:
     """A cluster up or down, as a service event in the order events (the live stream
     shows it). Never stops the supervisor: a database that cannot take it is logged."""
     try:
-        from orders.services.transitions import service_event
-
         service_event(kind=kind, reason=reason, actor="system", details={"host": socket.gethostname(), **details})
     except Exception:
         logger.exception("could not record %s", kind)

@@ -1,0 +1,321 @@
+"""The one place that changes an order's status, an account's pause or degraded state,
+and the desk-wide switch.
+
+Each change is a conditional UPDATE from the states the table below allows, and an
+OrderEvent row in the same transaction (who did it, why, what the exchange said). The
+notification outbox row is written in that transaction too; the journal line is written
+right after the commit, and `replay_journal` writes any line a crash left owed, so a
+line is neither lost nor written twice. Nothing else in the code base writes these
+columns.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from orders.models import Account, Control, EventActor, Order, OrderEvent, OrderStatus
+from orders.services import notifications
+from orders.services.journal import journal_append, journal_has_event
+
+logger = logging.getLogger(__name__)
+
+S = OrderStatus
+# to-status -> the statuses an order may come from.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    S.PROCESSING: (S.QUEUED, S.UNKNOWN),  # claimed; or an absent order sent again
+    S.UNKNOWN: (S.PROCESSING,),  # the outcome of a send is unclear: reconcile
+    S.SUCCESS: (S.PROCESSING, S.UNKNOWN),
+    S.FAILED: (S.PROCESSING, S.UNKNOWN, S.SUCCESS),  # SUCCESS: the exchange cancelled it unfilled
+    S.CANCELLED: (S.QUEUED,),
+    S.EXPIRED: (S.QUEUED, S.PROCESSING, S.UNKNOWN),  # never placed, past its expiry
+}
+# Exchange states after which an order's fills no longer change.
+SETTLED_STATES = ("filled", "cancelled")
+# An event still owing its journal line this long after it was committed was left by a
+# process that died between the commit and the write.
+JOURNAL_GRACE = timedelta(seconds=30)
+
+
+class TransitionError(Exception):
+    """The change makes no sense in the current state; the message says why."""
+
+
+class NotAllowed(TransitionError):
+    """The table of allowed transitions refuses it (a programming error if it happens)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change: a person (user, or an operator through the admin or a
+    command) or the service itself (worker, recovery, system)."""
+
+    kind: str
+    user: object = None
+
+    @property
+    def username(self) -> str:
+        return getattr(self.user, "username", "") or ""
+
+    @property
+    def real_user(self):
+        return self.user if getattr(self.user, "is_authenticated", False) else None
+
+
+WORKER = Actor(EventActor.WORKER)
+RECOVERY = Actor(EventActor.RECOVERY)
+SYSTEM = Actor(EventActor.SYSTEM)
+
+
+def person(user, *, operator: bool = False) -> Actor:
+    return Actor(EventActor.OPERATOR if operator else EventActor.USER, user)
+
+
+# --- orders -----------------------------------------------------------------------------
+
+
+def move(
+    order: Order,
+    to: str,
+    *,
+    actor: Actor,
+    reason: str = "",
+    only_from: tuple[str, ...] | None = None,
+    extra: Q | None = None,
+    details: dict | None = None,
+    **fields,
+) -> bool:
+    """Move the order to `to` if its current status allows it (narrowed by `only_from`
+    and the `extra` condition), setting `fields` in the same UPDATE. Returns False when
+    the order was not in such a state (someone else changed it first); the event, the
+    notification and, after the commit, the journal line follow a change."""
+    allowed = ALLOWED.get(to)
+    if allowed is None:
+        raise NotAllowed(f"No order may move to {to}.")
+    sources = tuple(s for s in allowed if only_from is None or s in only_from)
+    if not sources:
+        raise NotAllowed(f"An order may not move from {'/'.join(only_from or ())} to {to}.")
+    now = timezone.now()
+    if to in OrderStatus.final():
+        fields.setdefault("finished_at", now)
+    with transaction.atomic():
+        rows = Order.objects.filter(pk=order.pk)
+        if extra is not None:
+            rows = rows.filter(extra)
+        # The status it had: the one the caller last saw, else read inside the
+        # transaction before the UPDATE changes it.
+        before = order.status if order.status in sources else None
+        if before is None or not rows.filter(status=before).update(status=to, **fields):
+            before = rows.filter(status__in=sources).values_list("status", flat=True).first()
+            if before is None or not rows.filter(status=before).update(status=to, **fields):
+                return False
+        for name, value in fields.items():
+            setattr(order, name, value)
+        order.status = to
+        journal = to in OrderStatus.final()
+        event = _event(
+            kind="status",
+            order=order,
+            actor=actor,
+            from_status=before,
+            to_status=to,
+            reason=reason,
+            details=details,
+            journal=journal,
+            at=now,
+        )
+        _notify_status(order, before=before, reason=reason)
+    if journal:
+        transaction.on_commit(lambda: _journal(event, order))
+    return True
+
+
+def exchange_update(order: Order, *, actor: Actor, details: dict, **fields) -> bool:
+    """Record what the exchange now says of a placed order (state, fills, fee). Writes an
+    event only when something changed; when the state settles (filled, or cancelled with
+    something filled) the journal gets the order's second line and Telegram is told. An
+    order the exchange cancelled with nothing filled fails (exchange_cancelled)."""
+    changed = any(getattr(order, name) != value for name, value in fields.items() if name != "exchange_checked_at")
+    if fields.get("exchange_state") == "cancelled" and not fields.get("filled_amount"):
+        if order.status == OrderStatus.SUCCESS:
+            return move(
+                order,
+                OrderStatus.FAILED,
+                actor=actor,
+                only_from=(OrderStatus.SUCCESS,),
+                reason="The exchange cancelled the order; nothing was filled.",
+                details=details,
+                error_code="exchange_cancelled",
+                error_message="The exchange cancelled the order; nothing was filled.",
+                **fields,
+            )
+    with transaction.atomic():
+        if not Order.objects.filter(pk=order.pk).update(**fields) or not changed:
+            return False
+        settled = fields.get("exchange_state") in SETTLED_STATES and order.exchange_state not in SETTLED_STATES
+        for name, value in fields.items():
+            setattr(order, name, value)
+        event = _event(kind="exchange", order=order, actor=actor, details=details, journal=settled)
+        if settled:
+            notifications.order_settled(order=order)
+    if settled:
+        transaction.on_commit(lambda: _journal(event, order))
+    return True
+
+
+def order_created(orders: list[Order], *, actor: Actor) -> None:
+    """The `created` events of freshly queued orders (in the submit's transaction)."""
+    OrderEvent.objects.bulk_create(
+        [
+            OrderEvent(
+                kind="created",
+                order=order,
+                account_id=order.account_id,
+                to_status=order.status,
+                actor=actor.kind,
+                user=actor.real_user,
+                username=actor.username,
+                at=order.created_at,
+            )
+            for order in orders
+        ]
+    )
+
+
+def _event(*, kind: str, order: Order | None = None, actor: Actor, details=None, journal=False, **fields) -> OrderEvent:
+    return OrderEvent.objects.create(
+        kind=kind,
+        order=order,
+        account_id=order.account_id if order is not None else fields.pop("account_id", ""),
+        actor=actor.kind,
+        user=actor.real_user,
+        username=actor.username,
+        details=_jsonable(details or {}),
+        journal_pending=journal,
+        **fields,
+    )
+
+
+def _jsonable(details: dict) -> dict:
+    return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)) for k, v in details.items()}
+
+
+def _notify_status(order: Order, *, before: str, reason: str) -> None:
+    if order.status in OrderStatus.final():
+        notifications.order_finished(order=order)
+
+
+def order_stuck(order: Order, *, reason: str, actor: Actor) -> None:
+    """The order's outcome could not be established: it stays (or becomes) `unknown`
+    with the reason, and an operator is told."""
+    with transaction.atomic():
+        if order.status == OrderStatus.PROCESSING:
+            move(order, OrderStatus.UNKNOWN, actor=actor, only_from=(OrderStatus.PROCESSING,), reason=reason)
+        Order.objects.filter(pk=order.pk, status=OrderStatus.UNKNOWN).update(
+            error_code="unresolved", error_message=reason
+        )
+        order.error_code, order.error_message = "unresolved", reason
+        _event(kind="stuck", order=order, actor=actor, reason=reason)
+        notifications.order_stuck(order=order, reason=reason)
+
+
+# --- the journal, written from the events -----------------------------------------------
+
+
+def _journal(event: OrderEvent, order: Order) -> None:
+    """The event's journal line, from the order as the change left it."""
+    journal_append(order=order, at=event.at)
+    OrderEvent.objects.filter(pk=event.pk).update(journal_pending=False)
+
+
+def replay_journal(*, older_than: timedelta = JOURNAL_GRACE) -> int:
+    """Write the journal lines a crash left owed (events committed, line not marked
+    written): a line already in the file is only marked, never written twice."""
+    owed = OrderEvent.objects.filter(journal_pending=True, at__lt=timezone.now() - older_than).select_related(
+        "order__account", "order__retry_of"
+    )
+    written = 0
+    for event in owed.order_by("id")[:1000]:
+        if not journal_has_event(event_id=event.pk, at=event.at):
+            journal_append(order=event.order, at=event.at)
+            written += 1
+        OrderEvent.objects.filter(pk=event.pk).update(journal_pending=False)
+    return written
+
+
+# --- accounts and the desk --------------------------------------------------------------
+
+
+def pause_account(*, account_id: str, reason: str, actor: Actor) -> bool:
+    """Pause one account (its orders wait). False when unknown or already paused."""
+    with transaction.atomic():
+        if not Account.objects.filter(pk=account_id, paused=False).update(paused=True, pause_reason=reason):
+            return False
+        _event(kind="account_paused", account_id=account_id, actor=actor, reason=reason)
+        notifications.account_paused(account_id=account_id, reason=reason)
+    return True
+
+
+def resume_account(*, account_id: str, actor: Actor) -> bool:
+    with transaction.atomic():
+        if not Account.objects.filter(pk=account_id, paused=True).update(paused=False, pause_reason=""):
+            return False
+        _event(kind="account_resumed", account_id=account_id, actor=actor)
+    return True
+
+
+def pause_trading(*, reason: str, actor: Actor) -> bool:
+    with transaction.atomic():
+        Control.objects.get_or_create(pk=1)
+        changed = Control.objects.filter(pk=1).update(
+            trading_paused=True, reason=reason, changed_by=actor.username or actor.kind, changed_at=timezone.now()
+        )
+        _event(kind="trading_paused", actor=actor, reason=reason)
+        notifications.account_paused(account_id="all accounts", reason=reason)
+    return bool(changed)
+
+
+def resume_trading(*, actor: Actor) -> bool:
+    with transaction.atomic():
+        Control.objects.get_or_create(pk=1)
+        changed = Control.objects.filter(pk=1, trading_paused=True).update(
+            trading_paused=False, reason="", changed_by=actor.username or actor.kind, changed_at=timezone.now()
+        )
+        if changed:
+            _event(kind="trading_resumed", actor=actor)
+    return bool(changed)
+
+
+def degrade_account(*, account_id: str, reason: str) -> bool:
+    """The exchange cannot be reached, or is under maintenance, for this account: its
+    orders are held until it answers again or they expire."""
+    with transaction.atomic():
+        if not Account.objects.filter(pk=account_id, degraded_since__isnull=True).update(
+            degraded_reason=reason, degraded_since=timezone.now()
+        ):
+            Account.objects.filter(pk=account_id).exclude(degraded_reason=reason).update(degraded_reason=reason)
+            return False
+        _event(kind="account_degraded", account_id=account_id, actor=WORKER, reason=reason)
+    logger.warning("account %s degraded: %s", account_id, reason)
+    return True
+
+
+def recover_account(*, account_id: str) -> bool:
+    with transaction.atomic():
+        if not Account.objects.filter(pk=account_id, degraded_since__isnull=False).update(
+            degraded_reason="", degraded_since=None
+        ):
+            return False
+        _event(kind="account_recovered", account_id=account_id, actor=WORKER)
+    logger.info("account %s reaches the exchange again", account_id)
+    return True
+
+
+def service_event(
+    *, kind: str, reason: str = "", account_id: str = "", actor: str = EventActor.SYSTEM, details: dict | None = None
+) -> OrderEvent:
+    """An event with no order and no state of ours behind it (a cluster up or down)."""
+    return _event(kind=kind, account_id=account_id, actor=Actor(actor), reason=reason, details=details)
