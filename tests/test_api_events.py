@@ -17,14 +17,6 @@ from tests.conftest import user_with_role
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def fresh_hub():
-    """Each test gets its own tail (the flush between tests resets the table)."""
-    stream.hub = stream.Hub()
-    yield
-    stream.hub.close(wait=5)
-
-
 @pytest.fixture
 def token(admin_user) -> str:
     return Token.objects.create(user=admin_user).key

@@ -320,14 +320,15 @@ function boot() {
   hooks.markDown = markDown;
   hooks.renderStatus = renderStatus;
   const stream = new LiveStream(`${config.urls.events}?heartbeat=${config.heartbeat_s}`, {
+    since: config.last_event_id,
     onEvent: changedNow,
-    onUp: ({ heartbeat = false } = {}) => {
-      const wasLive = state.live;
+    onUp: () => {
+      // Up again: the stream replays what was missed (it resumes after the last event
+      // seen), so stopping the polling is all there is to do.
       state.live = true;
       showMode();
       markUp();
-      if (!wasLive && !heartbeat) refresh(); // catch up with what polling may have missed
-      else if (!state.busy) schedule();
+      if (!state.busy) schedule();
     },
     onDown: () => {
       state.live = false;

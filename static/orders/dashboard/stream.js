@@ -9,8 +9,11 @@
 const RETRY_REFUSED_MS = 15000;
 
 export class LiveStream {
-  constructor(url, { onEvent, onUp, onDown }) {
+  // `since`: the last event the page already shows (the server rendered it after that
+  // one); every (re)start resumes after the last event seen, so nothing falls between.
+  constructor(url, { since, onEvent, onUp, onDown }) {
     this.url = url;
+    this.since = since;
     this.onEvent = onEvent;
     this.onUp = onUp;
     this.onDown = onDown;
@@ -26,9 +29,14 @@ export class LiveStream {
       this.onDown("unsupported");
       return;
     }
-    const source = new EventSource(this.url);
+    const separator = this.url.includes("?") ? "&" : "?";
+    const source = new EventSource(this.since === null || this.since === undefined ? this.url : `${this.url}${separator}since=${this.since}`);
     this.source = source;
-    const alive = () => {
+    const seen = (event) => {
+      if (event.lastEventId) this.since = Number(event.lastEventId);
+    };
+    const alive = (event) => {
+      seen(event);
       if (!this.up) {
         this.up = true;
         this.onUp();
@@ -37,6 +45,7 @@ export class LiveStream {
     source.addEventListener("ready", alive);
     source.addEventListener("heartbeat", alive);
     source.addEventListener("message", (event) => {
+      seen(event);
       let data = null;
       try {
         data = JSON.parse(event.data);
@@ -46,7 +55,10 @@ export class LiveStream {
       this.onEvent(data);
     });
     // Too far behind: what was missed is not replayed; re-read everything.
-    source.addEventListener("reset", () => this.onEvent(null));
+    source.addEventListener("reset", (event) => {
+      seen(event);
+      this.onEvent(null);
+    });
     source.addEventListener("error", () => {
       if (this.source !== source) return;
       if (this.up) {
