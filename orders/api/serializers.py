@@ -220,6 +220,14 @@ class OrdersExportQuerySerializer(OrdersQuerySerializer):
     cursor = None
 
 
+class OrdersCsvQuerySerializer(OrdersExportQuerySerializer):
+    bom = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Start the file with a UTF-8 byte order mark (Excel then reads Chinese text right).",
+    )
+
+
 class StatsQuerySerializer(QueryParamsSerializer):
     account = serializers.CharField(required=False, max_length=64, help_text="Only this account's orders.")
     strategy = serializers.CharField(required=False, max_length=64, help_text="Only this strategy's orders.")
