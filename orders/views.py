@@ -161,6 +161,7 @@ def dashboard(request):
             "status": reverse("api-status"),
             "orders": reverse("api-orders"),
             "orders_csv": reverse("api-orders-csv"),
+            "orders_xlsx": reverse("api-orders-xlsx"),
             "events": reverse("api-events"),
             "stats": reverse("api-stats"),
             "submit": reverse("api-submit"),

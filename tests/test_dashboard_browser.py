@@ -454,14 +454,22 @@ def test_it_downloads_a_csv_of_exactly_the_filtered_rows(live_server, context, a
     wait_for_ids(page, expected)
     with page.expect_download() as download:
         page.click("#csv-link")
-    text = Path(download.value.path()).read_text(encoding="utf-8")
+    raw = Path(download.value.path()).read_bytes()
+    with page.expect_download() as workbook:
+        page.click("#xlsx-link")
 
-    rows = list(csv.DictReader(io.StringIO(text)))
+    assert raw.startswith(b"\xef\xbb\xbf")  # for Excel
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert [row["request_id"] for row in rows] == table_ids(page) == expected
     assert {row["status"] for row in rows} == {"failed"} and {row["account_id"] for row in rows} == {"account_main"}
     assert download.value.suggested_filename.startswith("orders-") and download.value.suggested_filename.endswith(
         ".csv"
     )
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(Path(workbook.value.path()).read_bytes()), read_only=True)["orders"]
+    assert [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)] == expected
+    assert workbook.value.suggested_filename.endswith(".xlsx")
     assert watched.problems == []
 
 

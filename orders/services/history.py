@@ -261,6 +261,31 @@ def orders_xlsx(*, filters: OrderFilters, out: IO[bytes], chunk_size: int = 1000
     return count
 
 
+def _check_export_filters(*, since, until, account_id, statuses) -> None:
+    unknown = [s for s in statuses if s not in OrderStatus.values]
+    if unknown:
+        raise HistoryError(f"unknown status {unknown[0]!r}; use one or more of {', '.join(OrderStatus.values)}")
+    if since and until and since >= until:
+        raise HistoryError("--since must be before --until")
+    if account_id is not None and not Account.objects.filter(pk=account_id).exists():
+        raise HistoryError(f"unknown account {account_id!r}")
+
+
+def table_filters(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    account_id: str | None = None,
+    statuses: Iterable[str] = (),
+    strategy_name: str | None = None,
+) -> OrderFilters:
+    """export_orders' filters (checked the same way) for the CSV and XLSX exports, which
+    write the order list's table (order_table): every account, newest first."""
+    statuses = tuple(dict.fromkeys(statuses))
+    _check_export_filters(since=since, until=until, account_id=account_id, statuses=statuses)
+    return OrderFilters(account=account_id, statuses=statuses, strategy=strategy_name, since=since, until=until)
+
+
 def export_orders(
     *,
     out: IO[str],
@@ -279,13 +304,7 @@ def export_orders(
     index cannot give the order (a status filter with several statuses).
     """
     statuses = list(statuses)
-    unknown = [s for s in statuses if s not in OrderStatus.values]
-    if unknown:
-        raise HistoryError(f"unknown status {unknown[0]!r}; use one or more of {', '.join(OrderStatus.values)}")
-    if since and until and since >= until:
-        raise HistoryError("--since must be before --until")
-    if account_id is not None and not Account.objects.filter(pk=account_id).exists():
-        raise HistoryError(f"unknown account {account_id!r}")
+    _check_export_filters(since=since, until=until, account_id=account_id, statuses=statuses)
 
     orders = Order.objects.all()
     if since:

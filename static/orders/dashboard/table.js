@@ -156,7 +156,9 @@ export function showFilterCount() {
 export function syncAddress() {
   history.replaceState(null, "", pageUrl(state.cursor));
   const csv = new URLSearchParams(state.filters).toString();
-  $("#csv-link").href = config.urls.orders_csv + (csv ? `?${csv}` : "");
+  // The CSV starts with a byte order mark: Excel then reads its Chinese text right.
+  $("#csv-link").href = `${config.urls.orders_csv}?bom=true${csv ? `&${csv}` : ""}`;
+  $("#xlsx-link").href = config.urls.orders_xlsx + (csv ? `?${csv}` : "");
   showFilterCount();
 }
 
