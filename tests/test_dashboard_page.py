@@ -104,7 +104,10 @@ def test_it_applies_the_filters_and_the_page_of_the_query_string(client, account
     assert row_ids(first) == [o.request_id for o in failed]
     assert 'value="failed" checked' in first.content.decode()
     assert '<option value="account_main" selected>' in first.content.decode()
-    assert 'href="/api/order-scheduler/orders.csv?bom=true&amp;status=failed&amp;account=account_main"' in first.content.decode()
+    assert (
+        'href="/api/order-scheduler/orders.csv?bom=true&amp;status=failed&amp;account=account_main"'
+        in first.content.decode()
+    )
     assert cursor["orders"] and len(cursor["orders"]) == 3  # the page ignores a limit: it shows 100
 
 
