@@ -145,29 +145,38 @@ def max_streams() -> int:
 
 
 class Subscription:
-    """One open stream's mailbox: the hub appends batches from its thread; the stream's
-    own thread waits on it."""
+    """One open stream's mailbox. The hub's thread filters each batch for it and wakes
+    its thread only when something matched, so a stream whose filters match nothing
+    costs no wake-up per change; the batch's last id still moves its resume point."""
 
-    def __init__(self, hub: "Hub"):
+    def __init__(self, hub: "Hub", scope: Scope):
         self.hub = hub
-        self.pending: deque[dict] = deque()
+        self.scope = scope
+        self.pending: deque[tuple[list[dict], int]] = deque()  # (matching events, last id read)
+        self.waiting = 0  # events in `pending`
         self.overflowed = False
         self.wake = threading.Event()
 
     def deliver(self, events: list[dict]) -> None:
-        if len(self.pending) + len(events) > MAX_PENDING:
+        matched = [event for event in events if self.scope.matches(event)]
+        if self.waiting + len(matched) > MAX_PENDING:
             self.overflowed = True
-        else:
-            self.pending.extend(events)
-        self.wake.set()
+            self.wake.set()
+            return
+        self.pending.append((matched, events[-1]["id"]))
+        self.waiting += len(matched)
+        if matched:
+            self.wake.set()
 
-    def wait(self, timeout: float) -> list[dict]:
+    def wait(self, timeout: float) -> list[tuple[list[dict], int]]:
         self.wake.wait(timeout)
         self.wake.clear()
-        events = []
+        batches = []
         while self.pending:
-            events.append(self.pending.popleft())
-        return events
+            batch = self.pending.popleft()
+            self.waiting -= len(batch[0])
+            batches.append(batch)
+        return batches
 
 
 class Hub:
@@ -181,7 +190,7 @@ class Hub:
         self.closing = threading.Event()
         self._gap: tuple[float, int] | None = None  # (first seen, xmax of that snapshot)
 
-    def subscribe(self) -> tuple[Subscription, int]:
+    def subscribe(self, scope: Scope) -> tuple[Subscription, int]:
         """A new subscription and the cursor at that moment: every later batch holds
         only ids above it."""
         with self._lock:
@@ -194,7 +203,7 @@ class Hub:
                 self._gap = None
                 self._thread = threading.Thread(target=self._run, name="events-tail", daemon=True)
                 self._thread.start()
-            subscription = Subscription(self)
+            subscription = Subscription(self, scope)
             self._subscriptions.add(subscription)
             return subscription, self.cursor
 
@@ -326,7 +335,7 @@ class Stream:
 def open_stream(*, scope: Scope, since: int | None, heartbeat: float) -> Stream:
     """Subscribe now (so nothing that happens from here on is missed) and return the
     stream's text, frame by frame. Raises StreamBusy when this process is full."""
-    subscription, horizon = hub.subscribe()
+    subscription, horizon = hub.subscribe(scope)
     return Stream(subscription, _frames(subscription, horizon=horizon, scope=scope, since=since, heartbeat=heartbeat))
 
 
@@ -357,24 +366,24 @@ def _frames(subscription: Subscription, *, horizon: int, scope: Scope, since: in
         yield _frame(event="ready", event_id=position, data={"last_event_id": position})
         last_write = time.monotonic()
         while True:
-            events = subscription.wait(max(0.0, last_write + heartbeat - time.monotonic()))
+            batches = subscription.wait(max(0.0, last_write + heartbeat - time.monotonic()))
             if subscription.hub.closing.is_set():
                 yield _frame(event="shutdown", data={"reason": "The server is stopping; reconnect to resume."})
                 return
             if subscription.overflowed:
                 subscription.pending.clear()
+                subscription.waiting = 0
                 subscription.overflowed = False
                 position = subscription.hub.cursor
                 yield _reset(position, "too_far_behind", "This client read too slowly; events were dropped.")
                 last_write = time.monotonic()
                 continue
-            for event in events:
-                if event["id"] <= position:
-                    continue  # already sent (read from the table above)
-                position = event["id"]
-                if scope.matches(event):
-                    last_write = time.monotonic()
-                    yield _frame(data=event, event_id=event["id"])
+            for matched, upto in batches:
+                for event in matched:
+                    if event["id"] > position:  # else already sent (read from the table above)
+                        last_write = time.monotonic()
+                        yield _frame(data=event, event_id=event["id"])
+                position = max(position, upto)
             if time.monotonic() - last_write >= heartbeat:
                 # Keeps proxies from closing an idle connection, and moves the
                 # client's resume point past the events its filters skipped.
