@@ -52,17 +52,16 @@ def submit(url: str, token: str, **fields) -> str:
 
 
 def follow(client: Events, request_id: str, *, until: str = "success") -> list[dict]:
-    """The order's events, up to the one that gives it status `until`."""
+    """Every event the stream carries up to the one that gives the order status `until`."""
     seen = []
     while True:
         frame = client.next()
         if frame["event"] != "message":
             continue
         data = json.loads(frame["data"])
-        if data["request_id"] == request_id:
-            seen.append(data)
-            if data["kind"] == "status" and data["to_status"] == until:
-                return seen
+        seen.append(data)
+        if data["request_id"] == request_id and data["kind"] == "status" and data["to_status"] == until:
+            return seen
 
 
 def qcluster_pid(service) -> int:
@@ -78,7 +77,7 @@ def test_it_streams_an_order_from_submit_to_its_outcome(served):
     assert client.ok
     client.until("ready")
     request_id = submit(url, token)
-    events = follow(client, request_id)
+    events = [e for e in follow(client, request_id) if e["request_id"] == request_id]
     client.close()
     kinds = [(e["kind"], e["from_status"], e["to_status"]) for e in events]
     assert kinds[0][0] == "created"
@@ -122,3 +121,26 @@ def test_it_ends_open_streams_cleanly_when_the_service_stops(served):
     assert frames[-1]["event"] == "shutdown"
     assert service.proc.wait(timeout=30) == 0
     assert time.monotonic() - started < 15
+
+
+def test_it_resumes_on_another_web_process_with_no_gap_and_no_duplicate(served, service_factory):
+    service, url_b, token = served  # web + cluster
+    port_a = free_port()
+    service_factory(args=("--no-cluster", "--host", "127.0.0.1", "--port", str(port_a)))
+    url_a = f"http://127.0.0.1:{port_a}"
+    wait_for(lambda: _get(f"{url_a}/healthz"), timeout=30, message="the second web server")
+
+    on_a = Events(url_a, token=token)
+    on_a.until("ready")
+    first = submit(url_b, token)  # written by the other host's web process and cluster
+    seen = follow(on_a, first)
+    on_a.close()
+    second = submit(url_b, token)  # while this client is away
+
+    on_b = Events(url_b, token=token, last_event_id=seen[-1]["id"])
+    resumed = follow(on_b, second)
+    on_b.close()
+    ids = [e["id"] for e in seen + resumed]
+    assert ids == sorted(set(ids))
+    assert {e["request_id"] for e in resumed} == {second}
+    assert resumed[0]["kind"] == "created" and resumed[-1]["to_status"] == "success"

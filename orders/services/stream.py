@@ -152,13 +152,15 @@ class Subscription:
     def __init__(self, hub: "Hub", scope: Scope):
         self.hub = hub
         self.scope = scope
-        self.pending: deque[tuple[list[dict], int]] = deque()  # (matching events, last id read)
+        # (matching events with their frame text, last id read)
+        self.pending: deque[tuple[list[tuple[dict, str]], int]] = deque()
         self.waiting = 0  # events in `pending`
         self.overflowed = False
         self.wake = threading.Event()
 
-    def deliver(self, events: list[dict]) -> None:
-        matched = [event for event in events if self.scope.matches(event)]
+    def deliver(self, events: list[dict], frames: dict[int, str]) -> None:
+        """`frames`: each event's text, made once for every stream of the process."""
+        matched = [(event, frames[event["id"]]) for event in events if self.scope.matches(event)]
         if self.waiting + len(matched) > MAX_PENDING:
             self.overflowed = True
             self.wake.set()
@@ -168,7 +170,7 @@ class Subscription:
         if matched:
             self.wake.set()
 
-    def wait(self, timeout: float) -> list[tuple[list[dict], int]]:
+    def wait(self, timeout: float) -> list[tuple[list[tuple[dict, str]], int]]:
         self.wake.wait(timeout)
         self.wake.clear()
         batches = []
@@ -276,11 +278,12 @@ class Hub:
             accepted.append(event)
             expected = event["id"] + 1
         if accepted:
+            frames = {event["id"]: _frame(data=event, event_id=event["id"]) for event in accepted}
             with self._lock:
                 self.cursor = accepted[-1]["id"]
                 subscriptions = list(self._subscriptions)
             for subscription in subscriptions:
-                subscription.deliver(accepted)
+                subscription.deliver(accepted, frames)
         return len(events) == READ_BATCH and len(accepted) == len(events)
 
     def _hole_closed(self, row: dict) -> bool:
@@ -379,10 +382,10 @@ def _frames(subscription: Subscription, *, horizon: int, scope: Scope, since: in
                 last_write = time.monotonic()
                 continue
             for matched, upto in batches:
-                for event in matched:
+                for event, text in matched:
                     if event["id"] > position:  # else already sent (read from the table above)
                         last_write = time.monotonic()
-                        yield _frame(data=event, event_id=event["id"])
+                        yield text
                 position = max(position, upto)
             if time.monotonic() - last_write >= heartbeat:
                 # Keeps proxies from closing an idle connection, and moves the
