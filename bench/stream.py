@@ -9,7 +9,8 @@ itself (a committed OrderEvent through orders.services.transitions.service_event
 path every change takes) and one of the open streams times each from the commit to its
 frame arriving.
 
-    .venv/bin/python bench/stream.py [--streams 200] [--rounds 2] [--seconds 4] [--samples 200]
+    .venv/bin/python bench/stream.py [--streams 200] [--rounds 6] [--seconds 2] [--samples 200]
+        [--follow-all] [--database-url postgres://... --redis-url redis://...]
 """
 
 import argparse
@@ -139,8 +140,8 @@ class Streams:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--clients", type=int, default=4, help="keep-alive submit clients")
     parser.add_argument("--samples", type=int, default=200, help="events timed from commit to client")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY)")
@@ -168,6 +169,7 @@ def main() -> None:
     django.setup()
     from orders.services.transitions import service_event
 
+    load_before = os.getloadavg()[0]
     server = Server(env, workers=args.workers)
     headers = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
     streams = Streams(server.port, token)
@@ -225,6 +227,9 @@ def main() -> None:
     print(f"submit p50: {zero:.1f} ms with 0 streams, {loaded:.1f} ms with {args.streams}: ratio {loaded / zero:.2f}")
     print(f"memory per open stream: {median(per_stream):.0f} KiB (workers' RSS)")
     print(f"gunicorn stopped in {stop:.1f} s with {args.streams} streams open")
+    print(
+        f"machine load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from orders.gunicorn_conf import API_THREADS
 from orders.selectors import cluster_stalled, cluster_status
 from orders.services import notifications
 from orders.services.accounts import AccountsFileError, sync_accounts
@@ -51,8 +52,8 @@ class Command(BaseCommand):
             self.commands["web"] = [
                 sys.executable, "-m", "gunicorn", "scheduler_site.wsgi:application",
                 "--bind", f"{host}:{port}", "--workers", str(workers), "--worker-class", "gthread",
-                # 4 threads for the API plus one per open event stream (orders.gunicorn_conf)
-                "--threads", str(4 + settings.ORDER_SCHEDULER["STREAMS_PER_WORKER"]),
+                # threads for the API plus one per open event stream (orders.gunicorn_conf)
+                "--threads", str(API_THREADS + settings.ORDER_SCHEDULER["STREAMS_PER_WORKER"]),
                 "--config", "python:orders.gunicorn_conf",
                 "--graceful-timeout", "10", "--log-level", "warning",
             ]  # fmt: skip
