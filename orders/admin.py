@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from orders import selectors
-from orders.models import Account, AuditEvent, Notification, Order, OrderStatus
+from orders.models import Account, AuditEvent, Notification, Order, OrderEvent, OrderStatus
 from orders.serializers import OrderSerializer
 from orders.services import access, controls, lifecycle, reconcile, transitions
 from orders.services.accounts import SECRET_FIELDS
@@ -387,3 +387,37 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(ReadOnlyAdmin):
+    """Every change of an order, an account or the desk, by people and by the service
+    (worker, recovery) alike: written by orders.services.transitions only."""
+
+    list_display = [
+        "id",
+        "at",
+        "kind",
+        "order",
+        "account_id",
+        "from_status",
+        "to_status",
+        "actor",
+        "username",
+        "reason",
+    ]
+    list_filter = ["kind", "actor", "to_status"]
+    search_fields = ["=order__request_id", "=account_id", "=username"]
+    date_hierarchy = "at"
+    list_per_page = 100
+    list_select_related = ["order"]
+    show_full_result_count = False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.can_view(request.user)
+
+    def has_module_permission(self, request) -> bool:
+        return access.can_view(request.user)
+
+    def get_queryset(self, request):
+        return access.restrict(super().get_queryset(request), request.user)

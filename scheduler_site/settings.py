@@ -202,6 +202,17 @@ ORDER_SCHEDULER = {
     # An order submitted without expires_in expires this many seconds after submit when
     # not placed by then (0: never), so nothing executes long after it was asked for.
     "DEFAULT_EXPIRES_IN": env_int("ORDER_SCHEDULER_DEFAULT_EXPIRES_IN", 120, minimum=0, maximum=7 * 24 * 3600),
+    # Orders an account's drainer sends in one OKX batch request (trade/batch-orders
+    # takes up to 20; 1 sends one order per request). An account's options.batch: false
+    # turns batching off for it.
+    "BATCH_SIZE": env_int("ORDER_SCHEDULER_BATCH_SIZE", 20, minimum=1, maximum=20),
+    # OKX's published placement limits, per account (options.rate_limits overrides them).
+    "RATE_LIMITS": {
+        "place_per_instrument": env_int("ORDER_SCHEDULER_RATE_PLACE_PER_INSTRUMENT", 60, minimum=1),
+        "batch_orders_per_instrument": env_int("ORDER_SCHEDULER_RATE_BATCH_ORDERS_PER_INSTRUMENT", 300, minimum=1),
+        "orders_per_account": env_int("ORDER_SCHEDULER_RATE_ORDERS_PER_ACCOUNT", 1000, minimum=1),
+        "window_seconds": env_float("ORDER_SCHEDULER_RATE_WINDOW_SECONDS", 2.0, minimum=0.1),
+    },
     # How often resting limit orders are looked up on the exchange.
     "TRACK_INTERVAL": env_float("ORDER_SCHEDULER_TRACK_INTERVAL", 10.0, minimum=1.0),
     # While an account or all trading is paused, submits are held as queued or refused.

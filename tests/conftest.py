@@ -31,7 +31,9 @@ def _outside_repository(path: str) -> bool:
         root = str(root).rstrip("/")
         return bool(root) and (resolved == root or resolved.startswith(root + "/"))
 
-    if under(BASE_DIR) or any(under(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}):
+    # The interpreter's own files, also where a virtualenv is a link to another checkout's.
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    if under(BASE_DIR) or any(under(p) or under(os.path.realpath(p)) for p in prefixes):
         return False
     if under(BASE_DIR.parent):
         sibling = Path(resolved).relative_to(BASE_DIR.parent).parts[0]

@@ -251,3 +251,41 @@ def test_it_refuses_the_audit_export_to_a_user_without_the_right(client, account
     client.force_login(user)
 
     assert client.get(f"{AUDIT}export/").status_code == 403
+
+
+def test_it_shows_the_workers_changes_beside_the_peoples(root, accounts):
+    from decimal import Decimal
+
+    from orders.services import drain
+    from orders.services.submit import order_submit
+
+    item = {"account_id": "account_main", "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market",
+            "amount": Decimal("0.001")}  # fmt: skip
+    order = order_submit(items=[item]).orders[0]
+    drain.drain_account(account_id="account_main")
+
+    page = root.get("/admin/orders/orderevent/").content.decode()
+
+    assert page.count(order.request_id) == 3  # created, claimed, succeeded
+    assert "worker" in page and "processing" in page and "success" in page
+
+
+def test_it_settles_an_unknown_order_from_the_admin(root, accounts):
+    order = make_order(created_at=timezone.now(), status=OrderStatus.UNKNOWN, order_id=None)
+    Order.objects.filter(pk=order.pk).update(sent=True, deadline_at=timezone.now() - timedelta(seconds=10))
+
+    response = act(root, ORDERS, "settle_not_placed", [order.pk])
+
+    assert f"Order {order.request_id} settled as not placed" in response.content.decode()
+    order.refresh_from_db()
+    assert (order.status, order.error_code) == (OrderStatus.FAILED, "settled_not_placed")
+    assert AuditEvent.objects.filter(action="settle", target=order.request_id).exists()
+
+
+def test_it_asks_for_the_exchange_order_id_before_settling_as_placed(root, accounts):
+    order = make_order(created_at=timezone.now(), status=OrderStatus.UNKNOWN, order_id=None)
+
+    response = act(root, ORDERS, "settle_placed", [order.pk])
+
+    assert "give its exchange order id; nothing was done" in response.content.decode()
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.UNKNOWN

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from orders.models import Account, AuditEvent, Control, Order, OrderStatus, PaperOrder
-from orders.services import drain, recovery
+from orders.services import drain, recovery, transitions
 from orders.services.controls import pause, resume
 from orders.services.submit import SubmitError, order_submit
 
@@ -68,7 +68,7 @@ def test_it_refuses_submits_while_paused_when_configured_to(accounts, settings):
 @pytest.mark.django_db
 def test_it_stops_a_drain_before_the_next_order_when_paused_meanwhile(accounts):
     first, second = submit(), submit()
-    assert drain._claim(first)
+    assert transitions.claim([first], actor=transitions.WORKER)
     pause(account_id="account_main", reason="stop now")
 
     drain.drain_account(account_id="account_main")

@@ -111,16 +111,17 @@ def test_it_never_sends_an_order_that_expired_while_queued(accounts):
     assert list(PaperOrder.objects.values_list("client_order_id", flat=True)) == [fresh.client_order_id]
 
 
-def test_it_stops_draining_when_the_account_is_paused_meanwhile(accounts, monkeypatch):
+def test_it_stops_draining_when_the_account_is_paused_meanwhile(accounts, settings, monkeypatch):
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "BATCH_SIZE": 1}  # one order per request
     orders = submit(count=3)
-    real_execute = drain._carry
+    real_send = drain._send
 
-    def execute_then_pause(**kwargs):
-        done = real_execute(**kwargs)
+    def send_then_pause(*args, **kwargs):
+        sent = real_send(*args, **kwargs)
         Account.objects.filter(pk="account_main").update(paused=True)  # an operator, meanwhile
-        return done
+        return sent
 
-    monkeypatch.setattr(drain, "_carry", execute_then_pause)
+    monkeypatch.setattr(drain, "_send", send_then_pause)
 
     assert drain.drain_account(account_id="account_main") == 1
 

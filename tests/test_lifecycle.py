@@ -9,7 +9,7 @@ import pytest
 
 from orders.exchanges import get_exchange
 from orders.models import Account, Order, OrderStatus, PaperOrder
-from orders.services import drain, tracking
+from orders.services import drain, tracking, transitions
 from orders.services.journal import journal_path
 from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
 from orders.services.submit import order_submit
@@ -42,7 +42,7 @@ def test_it_cancels_a_queued_order_which_then_never_reaches_the_exchange(account
 @pytest.mark.django_db
 def test_it_refuses_to_cancel_an_order_a_worker_has_taken(accounts):
     order = submit()
-    assert drain._claim(order)
+    assert transitions.claim([order], actor=transitions.WORKER)
 
     with pytest.raises(OrderConflict, match="being sent"):
         order_cancel(request_id=order.request_id)

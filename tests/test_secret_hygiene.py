@@ -57,6 +57,7 @@ def test_it_never_lets_a_secret_out(world, api, admin_user, client, caplog, sett
     produced += [out.getvalue(), err.getvalue()]
 
     item = {"symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market", "amount": Decimal("0.001")}
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "BATCH_SIZE": 1}  # one order per request
     okx.inject("insufficient_funds", path_suffix="trade/batch-orders", times=1)  # meets the first order sent
     refused = order_submit(items=[{**item, "account_id": "okx_good"}]).orders[0]
     good = order_submit(items=[{**item, "account_id": "okx_good"}]).orders[0]

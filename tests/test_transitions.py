@@ -78,6 +78,8 @@ def test_it_writes_the_journal_line_after_the_commit(accounts, journal_dir, djan
 
     [line] = journal_path(timezone.localdate()).read_text().splitlines()
     assert (json.loads(line)["request_id"], json.loads(line)["status"]) == (order.request_id, "expired")
+    # Marked written in this process's next transaction, or by the flush.
+    transitions.flush_journal_marks()
     assert not OrderEvent.objects.get(order=order, kind="status").journal_pending
 
 

@@ -51,15 +51,34 @@ class ExchangeError(Exception):
 
 
 class RetryableError(ExchangeError):
-    """The order cannot have reached the exchange: safe to send again later."""
+    """The exchange did not place the order, and may accept it later.
+
+    On place_order every RetryableError means "definitely not placed": the request was
+    refused before (or instead of) being processed, or never left this machine. The
+    drainer may send the same order again, with a new deadline, whenever it likes.
+    On the other calls it means the call failed for a reason that may pass: try later.
+    """
+
+
+class NotPlacedError(RetryableError):
+    """The exchange says this placement placed nothing: refused before or instead of
+    processing (OKX 50036 deadline already past on arrival, 50037 deadline passed
+    before processing, 50011 / 50061 rate limits, 50001 maintenance, 50102 timestamp
+    expired) or a connection that could not be opened. The drainer may re-send at once
+    with a new deadline (after a backoff for rate limits and maintenance)."""
 
 
 class AmbiguousError(ExchangeError):
-    """The order may or may not be on the exchange: look it up, never resend blindly."""
+    """The placement may or may not have been processed (a timeout after sending, a
+    dropped connection, OKX 50004, 50013, 50026, 51149, 51054, 51016, or an error we do
+    not know). The drainer must not re-send: it looks the order up (fetch_order), and
+    only once the request's deadline plus a clock margin has passed on the exchange's
+    clock does "absent" mean "not placed" and a re-send become safe."""
 
 
 class FinalError(ExchangeError):
-    """The exchange refused the order; sending it again would be refused again."""
+    """The exchange refused the order; sending it again would be refused again. The
+    drainer fails the order."""
 
 
 class AccountError(FinalError):
@@ -72,10 +91,26 @@ class Exchange(Protocol):
     # long enough for a step of several of them: orders.services.lease.Lease).
     timeout_seconds: float
 
-    def place_order(self, ticket: OrderTicket) -> Execution: ...
+    def place_order(self, ticket: OrderTicket, *, deadline_ms: int) -> Execution:
+        """Send the order once. The request carries the deadline `deadline_ms` (unix
+        ms on the exchange's clock, see exchange_time_ms; OKX's expTime header): the
+        exchange does not process it after that."""
+        ...
+
+    def exchange_time_ms(self) -> int:
+        """The exchange's clock now, in unix ms (the local clock plus the offset last
+        measured; the paper exchange: the local clock)."""
+        ...
 
     def fetch_order(self, ticket: OrderTicket) -> Execution | None:
-        """The order by client order id, or None when the exchange has no such order."""
+        """The order by client order id, or None when the exchange has no such order.
+        When several orders carry the id (a re-send after the first one filled), the
+        latest one, as OKX answers."""
+        ...
+
+    def fetch_order_by_id(self, ticket: OrderTicket, order_id: str) -> Execution | None:
+        """The order by the exchange's own order id (an operator's "placed as <id>"),
+        or None when the exchange does not know it."""
         ...
 
     def fetch_orders(self, tickets: list[OrderTicket]) -> dict[str, Execution]:

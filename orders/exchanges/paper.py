@@ -78,6 +78,17 @@ class PaperExchange:
         PaperOrder.objects.filter(pk=row.pk).update(finished=time.time())
         return self._execution(row)
 
+    def place_orders(self, tickets: list[OrderTicket], *, deadline_ms: int) -> list:
+        """A batch: placed in turn, each with its own outcome (an Execution or the error
+        a single placement would have raised)."""
+        results = []
+        for ticket in tickets:
+            try:
+                results.append(self.place_order(ticket, deadline_ms=deadline_ms))
+            except (FinalError, AmbiguousError, RetryableError) as exc:
+                results.append(exc)
+        return results
+
     def _book(self):
         return PaperOrder.objects.filter(account_id=self.account_id)
 

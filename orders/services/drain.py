@@ -2,12 +2,13 @@
 
 django-q2 tasks only wake a drainer; the Order table is the queue, so a lost, repeated or
 late task can neither lose nor duplicate an order. A drainer first settles what a
-previous holder left in flight (orders.services.reconcile: never re-sent before its
-last deadline has passed), then takes queued orders by priority, then first in.
+previous holder left in flight (never re-sent before its last deadline has passed), then
+takes queued orders by priority, then first in: one at a time, or up to BATCH_SIZE in
+one OKX batch request when more are waiting (still one request in flight per account).
 
-Every placement carries a deadline (OKX's expTime) committed on the order, together
-with a check that the lease outlives it, in one UPDATE right before the request leaves.
-Outcomes:
+Every placement request carries a deadline (OKX's expTime) committed on its orders,
+together with a check that the lease outlives it, in the transaction that claims them,
+right before the request leaves. Outcomes, per order:
 - placed: success (fills come later from orders.services.tracking);
 - refused before processing (rate limit, maintenance, no connection, expTime passed):
   nothing was placed; the order is held and sent again after a back-off, until it
@@ -20,6 +21,7 @@ Outcomes:
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
@@ -33,6 +35,7 @@ from orders.exchanges.base import (
     AmbiguousError,
     Exchange,
     ExchangeError,
+    Execution,
     FinalError,
     RetryableError,
 )
@@ -40,13 +43,13 @@ from orders.models import Account, Control, Order, OrderStatus
 from orders.services import reconcile, transitions
 from orders.services.lease import Lease, held_for, new_lease_owner
 from orders.services.markets import refresh_markets
+from orders.services.pacing import budget_for
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
-# Look-ups that failed for a reason other than an unreachable exchange, before the order
-# is left to an operator (its account paused).
+# Look-ups that failed, before the orders are left to an operator (account paused).
 LOOKUP_FAILURES = 8
 # Sends of one order that came back unclear, before it is left to an operator.
 UNCLEAR_SENDS = 3
@@ -86,8 +89,16 @@ def account_can_trade(account_id: str) -> bool:
     return Account.objects.filter(pk=account_id).filter(tradable()).exists()
 
 
+def batch_size(account: Account, exchange: Exchange) -> int:
+    """Orders per placement request for the account: 1 without batching (the account's
+    options.batch is false, or the venue has no batch request)."""
+    if not hasattr(exchange, "place_orders") or (account.options or {}).get("batch") is False:
+        return 1
+    return settings.ORDER_SCHEDULER["BATCH_SIZE"]
+
+
 def drain_account(*, account_id: str, budget_seconds: float | None = None) -> int:
-    """Execute the account's queued orders, one at a time, while holding its lease.
+    """Execute the account's queued orders while holding its lease.
 
     Returns how many orders were taken. Safe to call any number of times from anywhere:
     a caller that cannot get the lease returns at once, and the holder re-checks the
@@ -108,6 +119,7 @@ def drain_account(*, account_id: str, budget_seconds: float | None = None) -> in
             taken += _drain_leased(lease=lease, stop_at=stop_at)
         finally:
             lease.release()  # not while a request may still be processed (see Lease)
+            transitions.flush_journal_marks()
         settle_owed_tracking(account_id=account_id)
         if not has_runnable_orders(account_id=account_id):
             return taken
@@ -127,139 +139,161 @@ def has_runnable_orders(*, account_id: str) -> bool:
     return Order.objects.filter(account_id=account_id).filter(work).exists()
 
 
+@dataclass
+class _Drain:
+    """One drainer's hold on an account while its lease lasts."""
+
+    account: Account
+    exchange: Exchange
+    lease: Lease
+    stop_at: float
+    size: int = 1
+    taken: int = 0
+    unclear: dict = field(default_factory=dict)  # order pk -> sends that came back unclear
+
+
 def _drain_leased(*, lease: Lease, stop_at: float) -> int:
     account = Account.objects.filter(pk=lease.account_id).filter(tradable()).first()
     if account is None:
         return 0
     exchange = get_exchange(account)
     lease.size_for(exchange)
-    taken = 0
-    # First whatever a previous holder left in flight: it must be settled before the
-    # next order of this account may be sent.
-    in_flight = Order.objects.filter(account_id=account.pk, status__in=OrderStatus.in_flight()).select_related(
-        "account"
-    )
-    for order in in_flight.order_by("id"):
-        if not lease.keep() or not _carry(order=order, exchange=exchange, lease=lease, stop_at=stop_at):
-            return taken
-    # The order that woke this drainer goes first; cancel requests and expiries are
-    # looked at once it is sent (and every HOUSEKEEPING_SECONDS), and before leaving.
-    housekept = time.monotonic()
-    while time.monotonic() < stop_at:
-        order = _next_order(account_id=account.pk)
-        if order is None or time.monotonic() - housekept >= HOUSEKEEPING_SECONDS:
-            if not _cancel_requested(account_id=account.pk, exchange=exchange, lease=lease):
-                break
-            from orders.services.recovery import expire_overdue
+    drain = _Drain(account, exchange, lease, stop_at, size=batch_size(account, exchange))
+    try:
+        # First whatever a previous holder left in flight: it must be settled before
+        # the next order of this account may be sent.
+        in_flight = list(
+            Order.objects.filter(account_id=account.pk, status__in=OrderStatus.in_flight())
+            .select_related("account")
+            .order_by("id")
+        )
+        for start in range(0, len(in_flight), drain.size):
+            if not lease.keep():
+                return drain.taken
+            _carry(drain, in_flight[start : start + drain.size])
+        _drain_queue(drain)
+    except _Stop:
+        pass
+    return drain.taken
 
-            expire_overdue(account_id=account.pk)
+
+def _drain_queue(drain: _Drain) -> None:
+    # The orders that woke this drainer go first; cancel requests and expiries are
+    # looked at once they are sent (and every HOUSEKEEPING_SECONDS), and before leaving.
+    from orders.services.recovery import expire_overdue
+
+    housekept = time.monotonic()
+    while time.monotonic() < drain.stop_at:
+        orders = _next_orders(account_id=drain.account.pk, limit=drain.size)
+        if not orders or time.monotonic() - housekept >= HOUSEKEEPING_SECONDS:
+            _cancel_requested(drain)
+            expire_overdue(account_id=drain.account.pk)
             housekept = time.monotonic()
-        if order is None:
-            break  # nothing queued, or the account was paused or disabled meanwhile
-        if not lease.keep():
-            break
-        if not _claim(order):
+        if not orders:
+            return  # nothing queued, or the account was paused or disabled meanwhile
+        if not drain.lease.keep():
+            raise _Stop()
+        claimed = _send(drain, orders, claim=True)
+        if not claimed:
             housekept = -math.inf  # cancelled or expired meanwhile: expire before looking again
             continue
-        taken += 1
-        if not _carry(order=order, exchange=exchange, lease=lease, stop_at=stop_at):
-            break  # the account was paused, the lease lost, or the time is up
-    return taken
+        drain.taken += len(claimed)
+        unsettled = [order for order in claimed if order.status in OrderStatus.in_flight()]
+        if any(not order.sent for order in unsettled):
+            _pause(drain, backoff(0))  # refused before processing: back off before the next try
+        if unsettled:
+            _carry(drain, unsettled)
 
 
-def _next_order(*, account_id: str) -> Order | None:
-    """The account's next queued order (priority first, then first in), in one query
-    that also says no when the account may no longer trade."""
+def _next_orders(*, account_id: str, limit: int) -> list[Order]:
+    """The account's next queued orders (priority first, then first in), in one query
+    that also says none when the account may no longer trade. A batch stops before an
+    order whose leverage differs from an earlier one's on the same instrument and margin
+    mode: a batch shares the account's leverage step."""
     tradable_account = Account.objects.filter(pk=OuterRef("account_id")).filter(tradable())
-    return (
+    queued = (
         Order.objects.filter(account_id=account_id, status=OrderStatus.QUEUED)
         .filter(Exists(tradable_account))
         .select_related("account")
-        .order_by("-priority", "id")
-        .first()
+        .order_by("-priority", "id")[:limit]
     )
+    batch, leverage = [], {}
+    for order in queued:
+        key = (order.symbol, order.margin_mode, order.side if order.reduce_only else "")
+        if leverage.setdefault(key, order.leverage) != order.leverage:
+            break
+        batch.append(order)
+    return batch
 
 
-def _claim(order: Order) -> bool:
-    not_expired = Q(expires_at__isnull=True) | Q(expires_at__gte=Now())
-    claimed = transitions.move(
-        order,
-        OrderStatus.PROCESSING,
-        actor=transitions.WORKER,
-        only_from=(OrderStatus.QUEUED,),
-        extra=not_expired,
-        started_at=timezone.now(),
-    )
-    return claimed
-
-
-def _cancel_requested(*, account_id: str, exchange: Exchange, lease: Lease) -> bool:
+def _cancel_requested(drain: _Drain) -> None:
     """Cancel on the exchange the resting orders users asked to cancel. Runs under the
-    lease: a cancel is an order request like any other. False when the lease is lost."""
+    lease: a cancel is an order request like any other."""
+    from orders.services.tracking import record_exchange_state
+
     requested = Order.objects.filter(
-        account_id=account_id, status=OrderStatus.SUCCESS, cancel_requested_at__isnull=False
+        account_id=drain.account.pk, status=OrderStatus.SUCCESS, cancel_requested_at__isnull=False
     ).select_related("account")
     for order in requested:
-        if not lease.keep():
-            return False
+        if not drain.lease.keep():
+            raise _Stop()
         try:
-            execution = exchange.cancel_order(reconcile.ticket_for(order), order.order_id)
+            execution = drain.exchange.cancel_order(reconcile.ticket_for(order), order.order_id)
         except ExchangeError as exc:
             logger.warning("cancel of %s on the exchange failed: %s %s", order.request_id, exc.code, exc.message)
             Order.objects.filter(pk=order.pk).update(
                 cancel_requested_at=None, error_code=exc.code, error_message=f"Cancel failed: {exc.message}"
             )
             continue
-        from orders.services.tracking import record_exchange_state
-
         record_exchange_state(order, execution, actor=transitions.WORKER, cancel_requested_at=None)
-    return True
 
 
 class _Stop(Exception):
-    """Leave the order as it is and stop draining (lease lost, time up, account paused)."""
+    """Leave the orders as they are and stop draining (lease lost, time up, paused)."""
 
 
-def _carry(*, order: Order, exchange: Exchange, lease: Lease, stop_at: float) -> bool:
-    """Drive one claimed or in-flight order to an outcome. Returns False when draining
-    must stop: the order is then left as it is (in flight: the next drainer takes it
-    over and never sends before its deadline has passed)."""
-    try:
-        _carry_order(order=order, exchange=exchange, lease=lease, stop_at=stop_at)
-    except _Stop:
-        return False
-    return True
-
-
-def _carry_order(*, order: Order, exchange: Exchange, lease: Lease, stop_at: float) -> None:
-    unclear = 0  # sends whose outcome was unclear
+def _carry(drain: _Drain, orders: list[Order]) -> None:
+    """Drive in-flight orders (claimed and sent, or left by a previous holder) to an
+    outcome. Raises _Stop when draining must stop: they are then left as they are (the
+    next drainer takes them over and never sends before their deadline has passed)."""
+    pending = list(orders)
     lookup_failures = 0
-    attempt = 0  # back-off step
-    while True:
-        if order.sent:
-            # A request of it may have reached the exchange: find out before anything.
-            found = _look_up(order, exchange)
+    attempt = 0  # back-off step of refusals
+    while pending:
+        sent = [order for order in pending if order.sent]
+        if sent:
+            # A request of them may have reached the exchange: find out before anything.
+            found = _look_up(drain, sent)
             if found is None:
                 lookup_failures += 1
                 if lookup_failures >= LOOKUP_FAILURES:
-                    _give_up(order, f"the look-ups kept failing ({order.error_message})")
-                _pause(lease, stop_at, backoff(lookup_failures - 1))
+                    _give_up(drain, sent, f"the look-ups kept failing ({sent[0].error_message})")
+                _pause(drain, backoff(lookup_failures - 1))
                 continue
-            if found.execution is not None:
-                reconcile.record_placed(order, found.execution)
-                return
-            if not found.final:
-                _pause(lease, stop_at, min(1.0, max(0.05, reconcile.seconds_to_deadline(order, exchange))))
+            placed = [(order, found[order.pk].execution) for order in sent if found[order.pk].execution]
+            _record_placed(drain, placed)
+            waiting = [order for order in sent if found[order.pk].execution is None and not found[order.pk].final]
+            pending = [order for order in pending if order.pk not in {o.pk for o, _ in placed}]
+            if waiting:
+                wait = max(reconcile.seconds_to_deadline(order, drain.exchange) for order in waiting)
+                _pause(drain, min(1.0, max(0.05, wait)))
                 continue
-            # Absent after its deadline: never placed, by any earlier request.
-            Order.objects.filter(pk=order.pk).update(sent=False)
-            order.sent = False
-        if order.expires_at and timezone.now() > order.expires_at:
+            # Absent after their deadline: never placed, by any earlier request.
+            absent = [order for order in sent if order in pending]
+            Order.objects.filter(pk__in=[order.pk for order in absent]).update(sent=False)
+            for order in absent:
+                order.sent = False
+        for order in [o for o in pending if o.expires_at and timezone.now() > o.expires_at]:
             _expire(order)
+            pending.remove(order)
+        too_unclear = [order for order in pending if drain.unclear.get(order.pk, 0) >= UNCLEAR_SENDS]
+        if too_unclear:
+            _give_up(drain, too_unclear, f"{UNCLEAR_SENDS} sends came back unclear and the order was absent after each")
+        if not pending:
             return
-        if unclear >= UNCLEAR_SENDS:
-            _give_up(order, f"{unclear} sends came back unclear and the order was absent after each")
-        if order.status == OrderStatus.UNKNOWN:
+        if not account_can_trade(drain.account.pk):
+            raise _Stop()  # paused meanwhile: a re-send waits for the resume
+        for order in [o for o in pending if o.status == OrderStatus.UNKNOWN]:
             moved = transitions.move(
                 order,
                 OrderStatus.PROCESSING,
@@ -268,108 +302,181 @@ def _carry_order(*, order: Order, exchange: Exchange, lease: Lease, stop_at: flo
                 reason="Absent on the exchange after its deadline: sent again with the same client order id.",
             )
             if not moved:
-                return  # an operator settled it meanwhile
-        outcome = _send(order, exchange, lease)
-        if outcome == "placed" or outcome == "final":
-            return
-        if outcome == "paused":
-            raise _Stop()
-        if outcome == "unclear":
-            unclear += 1
-            continue
-        # Refused before processing: nothing placed. Held, then sent again.
-        attempt += 1
-        _pause(lease, stop_at, backoff(attempt - 1), account_id=order.account_id)
+                pending.remove(order)  # an operator settled it meanwhile
+        _send(drain, pending, claim=False)
+        refused = [order for order in pending if order.status == OrderStatus.PROCESSING and not order.sent]
+        pending = [order for order in pending if order.status in OrderStatus.in_flight()]
+        if refused:
+            # Refused before processing: nothing placed. Held, then sent again.
+            attempt += 1
+            _pause(drain, backoff(attempt - 1))
 
 
-def _send(order: Order, exchange: Exchange, lease: Lease) -> str:
-    """One placement request. Returns "placed", "final" (failed for good), "paused"
-    (the account had to be paused), "unclear" (now `unknown`) or "refused" (nothing
-    was placed; may be sent again)."""
-    ticket = reconcile.ticket_for(order)
+def _send(drain: _Drain, orders: list[Order], *, claim: bool) -> list[Order]:
+    """One placement request for `orders` (claimed from the queue first when `claim`).
+    Returns the orders it was for; each has then moved on (success, failed, unknown) or
+    stays processing with `sent` false (refused: nothing placed, may be sent again).
+    Raises _Stop when the account had to be paused or the lease is lost."""
+    exchange = drain.exchange
     budget = settings.ORDER_SCHEDULER["PLACE_DEADLINE_SECONDS"]
     margin = settings.ORDER_SCHEDULER["CLOCK_MARGIN_SECONDS"]
     try:
-        refresh_markets(account=order.account, exchange=exchange)
+        refresh_markets(account=drain.account, exchange=exchange)
+        _wait_for_budget(drain, orders)
         deadline_ms = exchange.exchange_time_ms() + int(budget * 1000)
-    except RetryableError as exc:
-        _refused(order, exc)
-        return "refused"
-    except FinalError as exc:
-        return _final(order, exc)
-    was_sent = order.sent
-    # The deadline is committed before the request leaves, in the same statement that
-    # checks the lease outlives it: a stalled holder whose lease ran out sends nothing.
-    lease_holds = Account.objects.filter(pk=order.account_id).filter(held_for(budget + margin, owner=lease.owner))
+    except (RetryableError, FinalError) as exc:  # before anything was sent
+        if claim:
+            orders = transitions.claim(orders, actor=transitions.WORKER, extra=_not_expired())
+        if isinstance(exc, RetryableError):
+            _refused(drain, orders, exc)  # held: sent again after a back-off
+        else:
+            _final(drain, [(order, exc) for order in orders])
+        return orders
     deadline_at = reconcile.deadline_from_ms(deadline_ms)
-    committed = (
-        Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING)
-        .filter(Exists(lease_holds))
-        .update(deadline_at=deadline_at, sent=True, attempts=F("attempts") + 1)
-    )
-    if not committed:
-        if not lease.renew():
+    was_sent = {order.pk: order.sent for order in orders}
+    # The deadline is committed before the request leaves, in the transaction that
+    # claims the orders and checks the lease outlives it: a stalled holder whose lease
+    # ran out sends nothing.
+    lease_holds = Account.objects.filter(pk=drain.account.pk).filter(held_for(budget + margin, owner=drain.lease.owner))
+    with transaction.atomic():
+        if claim:
+            orders = transitions.claim(orders, actor=transitions.WORKER, extra=_not_expired())
+        committed = (
+            Order.objects.filter(pk__in=[order.pk for order in orders], status=OrderStatus.PROCESSING)
+            .filter(Exists(lease_holds))
+            .update(deadline_at=deadline_at, sent=True, attempts=F("attempts") + 1)
+        )
+        if orders and committed != len(orders):
+            transaction.set_rollback(True)
+            orders, short = [], True
+        else:
+            short = False
+    if short:
+        if not drain.lease.renew():
             raise _Stop()
-        return "refused"  # the lease was short of the deadline: renewed, try again
-    order.deadline_at, order.sent, order.attempts = deadline_at, True, order.attempts + 1
-    lease.busy_until = time.monotonic() + budget + margin
+        return []  # the lease was short of the deadline: renewed, the next pass sends
+    if not orders:
+        return []
+    for order in orders:
+        order.deadline_at, order.sent, order.attempts = deadline_at, True, order.attempts + 1
+    drain.lease.busy_until = time.monotonic() + budget + margin
+    tickets = [reconcile.ticket_for(order) for order in orders]
+    budget_for(drain.account).spend([order.symbol for order in orders])
     try:
-        execution = exchange.place_order(ticket, deadline_ms=deadline_ms)
-    except RetryableError as exc:
-        lease.busy_until = -math.inf
-        if not was_sent:
-            Order.objects.filter(pk=order.pk).update(sent=False)
-            order.sent = False
-        _refused(order, exc)
-        return "refused"
-    except FinalError as exc:
-        lease.busy_until = -math.inf
-        return _final(order, exc)
-    except AmbiguousError as exc:
-        _unclear(order, exc)
-        return "unclear"
+        if len(orders) == 1:
+            results = [_one(exchange, tickets[0], deadline_ms)]
+        else:
+            results = exchange.place_orders(tickets, deadline_ms=deadline_ms)
+    except RetryableError as exc:  # the request as a whole placed nothing
+        results = [exc] * len(orders)
+    except (FinalError, AmbiguousError) as exc:
+        results = [exc] * len(orders)
     except Exception as exc:  # an adapter bug or an unmapped library error: it may have been placed
-        logger.exception("order %s: unexpected error from the exchange adapter", order.request_id)
-        _unclear(order, AmbiguousError(f"Unexpected error: {type(exc).__name__}", code="unexpected"))
-        return "unclear"
-    lease.busy_until = -math.inf
-    reconcile.record_placed(order, execution)
-    return "placed"
+        logger.exception("orders %s: unexpected error from the exchange adapter", orders[0].request_id)
+        results = [AmbiguousError(f"Unexpected error: {type(exc).__name__}", code="unexpected")] * len(orders)
+    if not any(isinstance(result, AmbiguousError) for result in results):
+        drain.lease.busy_until = -math.inf  # every member has its answer
+    _record_results(drain, orders, results, was_sent)
+    return orders
 
 
-def _look_up(order: Order, exchange: Exchange):
-    """reconcile.look_up, or None when the look-up itself failed (noted on the order)."""
+def _one(exchange: Exchange, ticket, deadline_ms: int):
     try:
-        return reconcile.look_up(order, exchange)
+        return exchange.place_order(ticket, deadline_ms=deadline_ms)
+    except ExchangeError as exc:
+        return exc
+
+
+def _record_results(drain: _Drain, orders: list[Order], results: list, was_sent: dict) -> None:
+    pairs = list(zip(orders, results, strict=True))
+    _record_placed(drain, [(order, result) for order, result in pairs if isinstance(result, Execution)])
+    for order, result in pairs:
+        if isinstance(result, RetryableError):
+            if not was_sent[order.pk]:
+                # Unless a later holder has sent it since (a new deadline): then it is theirs.
+                Order.objects.filter(pk=order.pk, deadline_at=order.deadline_at).update(sent=False)
+                order.sent = False
+            _refused(drain, [order], result)
+        elif isinstance(result, AmbiguousError):
+            drain.unclear[order.pk] = drain.unclear.get(order.pk, 0) + 1
+            _unclear(order, result)
+    refused = [(order, result) for order, result in pairs if isinstance(result, FinalError)]
+    if refused:
+        _final(drain, refused)
+
+
+def _record_placed(drain: _Drain, placed: list[tuple[Order, Execution]]) -> None:
+    if placed:
+        reconcile.record_placed_many(placed)
+        if drain.account.degraded_since:
+            transitions.recover_account(account_id=drain.account.pk)
+            drain.account.degraded_since = None
+
+
+def _not_expired() -> Q:
+    return Q(expires_at__isnull=True) | Q(expires_at__gte=Now())
+
+
+def _wait_for_budget(drain: _Drain, orders: list[Order]) -> None:
+    """Keep within OKX's placement limits (orders.services.pacing)."""
+    wait = budget_for(drain.account).delay([order.symbol for order in orders])
+    if wait > 0:
+        if time.monotonic() + wait >= drain.stop_at:
+            raise _Stop()
+        time.sleep(wait)
+
+
+def _look_up(drain: _Drain, orders: list[Order]) -> dict | None:
+    """reconcile.look_up_many, or None when the look-up itself failed (noted on the
+    orders; an unreachable exchange degrades the account)."""
+    try:
+        return reconcile.look_up_many(orders, drain.exchange)
     except ExchangeError as exc:
         if exc.code in OUTAGE_CODES or isinstance(exc, (RetryableError, AmbiguousError)):
-            transitions.degrade_account(account_id=order.account_id, reason=f"Look-ups fail: {exc.message}")
+            transitions.degrade_account(account_id=drain.account.pk, reason=f"Look-ups fail: {exc.message}")
         note = f"look-up failed: {exc.code} {exc.message}".strip()
     except Exception as exc:
-        logger.exception("order %s: unexpected error looking it up", order.request_id)
+        logger.exception("orders %s: unexpected error looking them up", orders[0].request_id)
         note = f"look-up failed: {type(exc).__name__}"
-    Order.objects.filter(pk=order.pk).update(error_message=note)
-    order.error_message = note
+    Order.objects.filter(pk__in=[order.pk for order in orders]).update(error_message=note)
+    for order in orders:
+        order.error_message = note
     return None
 
 
-def _refused(order: Order, exc: ExchangeError) -> None:
-    """Nothing was placed. An outage degrades the account; the order is held."""
-    logger.info("order %s: refused before processing (%s), held", order.request_id, exc.code)
+def _refused(drain: _Drain, orders: list[Order], exc: ExchangeError) -> None:
+    """Nothing was placed. An outage degrades the account; the orders are held."""
+    logger.info("orders %s: refused before processing (%s), held", orders[0].request_id, exc.code)
     note = f"{exc.message} (held: sent again when the exchange takes it, until it expires)"
-    Order.objects.filter(pk=order.pk).update(error_code=exc.code, error_message=note)
+    for order in orders:
+        Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING, deadline_at=order.deadline_at).update(
+            error_code=exc.code, error_message=note
+        )
     if exc.code in OUTAGE_CODES:
-        transitions.degrade_account(account_id=order.account_id, reason=exc.message)
+        transitions.degrade_account(account_id=drain.account.pk, reason=exc.message)
+        drain.account.degraded_since = drain.account.degraded_since or timezone.now()
 
 
-def _final(order: Order, exc: FinalError) -> str:
-    if isinstance(exc, AccountError):
-        # Paused first: whoever sees the order failed also sees the account paused.
-        transitions.pause_account(account_id=order.account_id, reason=exc.message, actor=transitions.WORKER)
-        reconcile.record_failed(order, code=exc.code, message=exc.message)
-        return "paused"
-    reconcile.record_failed(order, code=exc.code, message=exc.message)
-    return "final"
+def _final(drain: _Drain, refused: list[tuple[Order, FinalError]]) -> None:
+    """Refused for good: failed. Credentials or site refused: the account is paused
+    first (whoever sees the order failed also sees the account paused), and draining
+    stops."""
+    account_errors = [exc for _, exc in refused if isinstance(exc, AccountError)]
+    if account_errors:
+        transitions.pause_account(
+            account_id=drain.account.pk, reason=account_errors[0].message, actor=transitions.WORKER
+        )
+    for order, exc in refused:
+        # Only while no later holder has sent the order since (it would carry a new deadline).
+        reconcile.record_failed(
+            order,
+            code=exc.code,
+            message=exc.message,
+            only_from=OrderStatus.in_flight(),
+            extra=Q(deadline_at=order.deadline_at),
+        )
+    if account_errors:
+        raise _Stop()
 
 
 def _unclear(order: Order, exc: ExchangeError) -> None:
@@ -378,6 +485,7 @@ def _unclear(order: Order, exc: ExchangeError) -> None:
         OrderStatus.UNKNOWN,
         actor=transitions.WORKER,
         only_from=(OrderStatus.PROCESSING,),
+        extra=Q(deadline_at=order.deadline_at),
         reason=exc.message,
         details={"error_code": exc.code},
         error_code=exc.code,
@@ -398,27 +506,27 @@ def _expire(order: Order) -> None:
     )
 
 
-def _give_up(order: Order, why: str) -> None:
-    """Leave the order to an operator: `unknown`, account paused, Telegram told."""
-    reason = f"Order {order.request_id} could not be reconciled ({why}); account paused for an operator."
-    transitions.order_stuck(order, reason=reason, actor=transitions.WORKER)
-    transitions.pause_account(account_id=order.account_id, reason=reason, actor=transitions.WORKER)
+def _give_up(drain: _Drain, orders: list[Order], why: str) -> None:
+    """Leave the orders to an operator: `unknown`, account paused, Telegram told."""
+    for order in orders:
+        reason = f"Order {order.request_id} could not be reconciled ({why}); account paused for an operator."
+        transitions.order_stuck(order, reason=reason, actor=transitions.WORKER)
+    transitions.pause_account(account_id=drain.account.pk, reason=reason, actor=transitions.WORKER)
     raise _Stop()
 
 
-def _pause(lease: Lease, stop_at: float, seconds: float, *, account_id: str | None = None) -> None:
+def _pause(drain: _Drain, seconds: float) -> None:
     """Wait before the next step, then make sure it may still be taken: the lease is
-    ours, the time is not up and (for a re-send) the account may still trade."""
-    remaining = stop_at - time.monotonic()
+    ours, the time is not up and the account may still trade."""
+    from orders.services.recovery import expire_overdue
+
+    remaining = drain.stop_at - time.monotonic()
     if seconds >= remaining:
         time.sleep(max(0.0, remaining))  # the time is up: hand over, without a busy loop
         raise _Stop()
     time.sleep(seconds)
-    if not lease.keep():
+    if not drain.lease.keep():
         raise _Stop()
-    if account_id is not None:
-        from orders.services.recovery import expire_overdue
-
-        expire_overdue(account_id=account_id)  # the orders held behind this one
-        if not account_can_trade(account_id):
-            raise _Stop()
+    expire_overdue(account_id=drain.account.pk)  # the orders held behind these
+    if not account_can_trade(drain.account.pk):
+        raise _Stop()

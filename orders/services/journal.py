@@ -24,47 +24,50 @@ def journal_path(day) -> Path:
 
 
 def journal_append(*, order: Order, at=None) -> None:
-    """Append the order's line to the file of the day `at` (default: when it finished).
-    One write() of the whole line under an exclusive lock, so lines from concurrent
-    workers never interleave or tear."""
-    line = (json.dumps(order_record(order), ensure_ascii=False, sort_keys=False) + "\n").encode()
-    path = journal_path(timezone.localdate(at or order.finished_at or timezone.now()))
+    """Append the order's line to the file of the day `at` (default: when it finished)."""
+    journal_append_many(orders=[order], at=at or order.finished_at)
+
+
+def journal_append_many(*, orders: list[Order], at=None) -> None:
+    """Append the orders' lines to the file of the day `at`. One write() of the whole
+    lines under an exclusive lock, so lines from concurrent workers never interleave or
+    tear."""
+    data = "".join(json.dumps(order_record(order), ensure_ascii=False) + "\n" for order in orders).encode()
+    path = journal_path(timezone.localdate(at or timezone.now()))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _open_locked(path)
         try:
-            os.write(fd, line)
+            os.write(fd, data)
         finally:
             os.close(fd)
     except OSError as exc:
         # The database stays the truth; a full disk must not stop trading.
-        logger.error("journal write failed for %s: %s", order.request_id, exc)
+        logger.error("journal write failed for %s: %s", ", ".join(o.request_id for o in orders[:5]), exc)
 
 
-def journal_has_event(*, event_id: int, at) -> bool:
-    """Whether the day's file already has the line of this order event (same request
-    id, status and exchange state): a replay after a crash must not write it twice."""
-    from orders.models import OrderEvent
-
-    event = OrderEvent.objects.select_related("order").get(pk=event_id)
-    order = event.order
-    path = journal_path(timezone.localdate(at))
-    needle = json.dumps(order.request_id, ensure_ascii=False)
-    try:
-        with open(path, encoding="utf-8") as lines:
-            for line in lines:
-                if needle not in line:
-                    continue
-                record = json.loads(line)
-                if (record.get("request_id"), record.get("status"), record.get("exchange_state")) == (
-                    order.request_id,
-                    order.status,
-                    order.exchange_state,
-                ):
-                    return True
-    except FileNotFoundError:
-        return False
-    return False
+def journal_lines_present(events) -> set[int]:
+    """The ids of those order events whose line is already in its day's file (same
+    request id, status and exchange state as the order now): a replay after a crash
+    must not write them twice. Each day's file is read once."""
+    by_day: dict = {}
+    for event in events:
+        by_day.setdefault(timezone.localdate(event.at), []).append(event)
+    present = set()
+    for day, day_events in by_day.items():
+        wanted = {(e.order.request_id, e.order.status, e.order.exchange_state): e.pk for e in day_events}
+        ids = {e.order.request_id for e in day_events}
+        try:
+            with open(journal_path(day), encoding="utf-8") as lines:
+                for line in lines:
+                    record = json.loads(line)
+                    if record.get("request_id") in ids:
+                        key = (record["request_id"], record.get("status"), record.get("exchange_state"))
+                        if key in wanted:
+                            present.add(wanted[key])
+        except FileNotFoundError:
+            continue
+    return present
 
 
 def _open_locked(path: Path) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from orders.exchanges import get_exchange
@@ -82,19 +83,73 @@ def look_up(order: Order, exchange) -> LookUp:
     return LookUp(None, final=deadline_passed(order, exchange))
 
 
-def record_placed(order: Order, execution: Execution, *, actor=transitions.WORKER, reason: str = "") -> bool:
-    """The order is on the exchange: success with what the exchange says of it (an
-    order the exchange already cancelled with nothing filled fails instead)."""
-    fields = dict(
+def look_up_many(orders: list[Order], exchange) -> dict[int, LookUp]:
+    """Look orders up by client order id, by order pk: one look-up for one order; for
+    several, the account's open orders and its latest order history (a few requests
+    however many orders: the drainer is the account's only sender, so its latest orders
+    are these). Absent from both is final once each one's deadline has passed."""
+    if len(orders) == 1:
+        return {orders[0].pk: look_up(orders[0], exchange)}
+    listed = exchange.fetch_orders([ticket_for(order) for order in orders])
+    return {
+        order.pk: LookUp(listed[order.client_order_id])
+        if order.client_order_id in listed
+        else LookUp(None, final=deadline_passed(order, exchange))
+        for order in orders
+    }
+
+
+def _placed_fields(execution: Execution) -> dict:
+    return dict(
         order_id=execution.order_id,
         exchange_state=execution.state,
         filled_amount=execution.filled_amount,
         average_price=execution.average_price,
         fee=execution.fee,
         fee_currency=execution.fee_currency,
+        error_code="",
+        error_message="",
     )
+
+
+def record_placed_many(placed: list[tuple[Order, Execution]], *, actor=transitions.WORKER) -> None:
+    """record_placed for the orders of one batch: one transaction, a few statements."""
+    # Cancelled by the exchange with nothing filled: they fail, one by one (rare).
+    unfilled = {o.pk for o, e in placed if e.state == "cancelled" and not e.filled_amount}
+    rest = [(o, e) for o, e in placed if o.pk not in unfilled]
+    if len(rest) <= 1:
+        for order, execution in placed:
+            record_placed(order, execution, actor=actor)
+        return
+    for order, execution in placed:
+        if order.pk in unfilled:
+            record_placed(order, execution, actor=actor)
+    with transaction.atomic():
+        moved = transitions.finish_many(
+            [order for order, _ in rest],
+            OrderStatus.SUCCESS,
+            actor=actor,
+            fields={order.pk: _placed_fields(execution) for order, execution in rest},
+        )
+        if moved:
+            Account.objects.filter(pk=moved[0].account_id).update(last_success_at=timezone.now())
+    if any(execution.state == "submitted" for _, execution in rest):
+        _track_soon(rest[0][0].account_id)
+
+
+def _track_soon(account_id: str) -> None:
+    from orders.services.tracking import TRACK_SOON, request_tracking
+
+    request_tracking(account_id=account_id, within=TRACK_SOON)
+
+
+def record_placed(order: Order, execution: Execution, *, actor=transitions.WORKER, reason: str = "") -> bool:
+    """The order is on the exchange: success with what the exchange says of it (an
+    order the exchange already cancelled with nothing filled fails instead)."""
+    fields = _placed_fields(execution)
     details = {"exchange_order_id": execution.order_id, "exchange_state": execution.state}
     if execution.state == "cancelled" and not execution.filled_amount:
+        del fields["error_code"], fields["error_message"]
         return record_failed(
             order,
             code="exchange_cancelled",
@@ -102,32 +157,24 @@ def record_placed(order: Order, execution: Execution, *, actor=transitions.WORKE
             actor=actor,
             **fields,
         )
-    moved = transitions.move(
-        order,
-        OrderStatus.SUCCESS,
-        actor=actor,
-        reason=reason,
-        details=details,
-        error_code="",
-        error_message="",
-        **fields,
-    )
-    if moved:
-        Account.objects.filter(pk=order.account_id).update(last_success_at=timezone.now())
-        if order.account.degraded_since:
-            transitions.recover_account(account_id=order.account_id)
-        if execution.state == "submitted":
-            from orders.services.tracking import request_tracking
-
-            request_tracking(account_id=order.account_id, within=1.0)
+    with transaction.atomic():  # one transaction with the account's last success
+        moved = transitions.move(order, OrderStatus.SUCCESS, actor=actor, reason=reason, details=details, **fields)
+        if moved:
+            Account.objects.filter(pk=order.account_id).update(last_success_at=timezone.now())
+    if moved and execution.state == "submitted":
+        _track_soon(order.account_id)
     return moved
 
 
-def record_failed(order: Order, *, code: str, message: str, actor=transitions.WORKER, **fields) -> bool:
+def record_failed(
+    order: Order, *, code: str, message: str, actor=transitions.WORKER, only_from=None, extra=None, **fields
+) -> bool:
     moved = transitions.move(
         order,
         OrderStatus.FAILED,
         actor=actor,
+        only_from=only_from,
+        extra=extra,
         reason=message,
         details={"error_code": code},
         error_code=code,

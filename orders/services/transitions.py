@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from orders.models import Account, Control, EventActor, Order, OrderEvent, OrderStatus
 from orders.services import notifications
-from orders.services.journal import journal_append, journal_has_event
+from orders.services.journal import journal_append, journal_append_many, journal_lines_present
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ def move(
     if to in OrderStatus.final():
         fields.setdefault("finished_at", now)
     with transaction.atomic():
+        flush_journal_marks()  # in this transaction: no commit of their own
         rows = Order.objects.filter(pk=order.pk)
         if extra is not None:
             rows = rows.filter(extra)
@@ -133,14 +134,81 @@ def move(
     return True
 
 
+def claim(orders: list[Order], *, actor: Actor, extra: Q | None = None) -> list[Order]:
+    """Move queued orders to processing (a drainer takes them): the ones that were still
+    queued (and meet `extra`) are returned. One UPDATE, one read and one INSERT of their
+    events for any number of orders."""
+    if len(orders) == 1:
+        moved = move(orders[0], OrderStatus.PROCESSING, actor=actor, only_from=(OrderStatus.QUEUED,), extra=extra,
+                     started_at=timezone.now())  # fmt: skip
+        return orders if moved else []
+    now = timezone.now()
+    ids = [order.pk for order in orders]
+    with transaction.atomic():
+        flush_journal_marks()
+        rows = Order.objects.filter(pk__in=ids, status=OrderStatus.QUEUED)
+        if extra is not None:
+            rows = rows.filter(extra)
+        rows.update(status=OrderStatus.PROCESSING, started_at=now)
+        # Only the account's lease holder moves its orders to processing: those that
+        # are processing since `now` are the ones this UPDATE took.
+        taken = set(
+            Order.objects.filter(pk__in=ids, status=OrderStatus.PROCESSING, started_at=now).values_list("pk", flat=True)
+        )
+        claimed = [order for order in orders if order.pk in taken]
+        for order in claimed:
+            order.status, order.started_at = OrderStatus.PROCESSING, now
+        _events(claimed, actor=actor, from_status=OrderStatus.QUEUED, to_status=OrderStatus.PROCESSING, at=now)
+    return claimed
+
+
+def finish_many(
+    orders: list[Order], to: str, *, actor: Actor, fields: dict[int, dict], reason: str = ""
+) -> list[Order]:
+    """Move many in-flight orders to a final status at once, each with its own `fields`
+    (by order pk): one locked read, one UPDATE, one INSERT of their events, and their
+    journal lines in one write after the commit. Returns the orders moved."""
+    sources = ALLOWED[to]
+    now = timezone.now()
+    with transaction.atomic():
+        flush_journal_marks()
+        current = dict(
+            Order.objects.select_for_update()
+            .filter(pk__in=[order.pk for order in orders], status__in=sources)
+            .values_list("pk", "status")
+        )
+        moved = [order for order in orders if order.pk in current]
+        names = {"status", "finished_at"}
+        for order in moved:
+            for name, value in fields[order.pk].items():
+                setattr(order, name, value)
+                names.add(name)
+            order.status, order.finished_at = to, now
+        if not moved:
+            return []
+        Order.objects.bulk_update(moved, sorted(names))
+        events = [
+            _event_row(kind="status", order=order, actor=actor, from_status=current[order.pk], to_status=to,
+                       reason=reason, journal=to in OrderStatus.final(), at=now)
+            for order in moved
+        ]  # fmt: skip
+        OrderEvent.objects.bulk_create(events)
+        for order in moved:
+            _notify_status(order, before=current[order.pk], reason=reason)
+    if to in OrderStatus.final():
+        transaction.on_commit(lambda: _journal_many(events, moved))
+    return moved
+
+
 def exchange_update(order: Order, *, actor: Actor, details: dict, **fields) -> bool:
     """Record what the exchange now says of a placed order (state, fills, fee). Writes an
     event only when something changed; when the state settles (filled, or cancelled with
     something filled) the journal gets the order's second line and Telegram is told. An
-    order the exchange cancelled with nothing filled fails (exchange_cancelled)."""
+    order the exchange cancelled with nothing filled, unasked, fails (exchange_cancelled)."""
     changed = any(getattr(order, name) != value for name, value in fields.items() if name != "exchange_checked_at")
     if fields.get("exchange_state") == "cancelled" and not fields.get("filled_amount"):
-        if order.status == OrderStatus.SUCCESS:
+        # Cancelled by the exchange, not at a user's request (that one stays a success).
+        if order.status == OrderStatus.SUCCESS and order.cancel_requested_at is None:
             return move(
                 order,
                 OrderStatus.FAILED,
@@ -168,6 +236,7 @@ def exchange_update(order: Order, *, actor: Actor, details: dict, **fields) -> b
 
 def order_created(orders: list[Order], *, actor: Actor) -> None:
     """The `created` events of freshly queued orders (in the submit's transaction)."""
+    flush_journal_marks()
     OrderEvent.objects.bulk_create(
         [
             OrderEvent(
@@ -186,7 +255,15 @@ def order_created(orders: list[Order], *, actor: Actor) -> None:
 
 
 def _event(*, kind: str, order: Order | None = None, actor: Actor, details=None, journal=False, **fields) -> OrderEvent:
-    return OrderEvent.objects.create(
+    event = _event_row(kind=kind, order=order, actor=actor, details=details, journal=journal, **fields)
+    event.save(force_insert=True)
+    return event
+
+
+def _event_row(
+    *, kind: str, order: Order | None = None, actor: Actor, details=None, journal=False, **fields
+) -> OrderEvent:
+    return OrderEvent(
         kind=kind,
         order=order,
         account_id=order.account_id if order is not None else fields.pop("account_id", ""),
@@ -197,6 +274,10 @@ def _event(*, kind: str, order: Order | None = None, actor: Actor, details=None,
         journal_pending=journal,
         **fields,
     )
+
+
+def _events(orders: list[Order], *, actor: Actor, **fields) -> None:
+    OrderEvent.objects.bulk_create([_event_row(kind="status", order=order, actor=actor, **fields) for order in orders])
 
 
 def _jsonable(details: dict) -> dict:
@@ -225,25 +306,46 @@ def order_stuck(order: Order, *, reason: str, actor: Actor) -> None:
 # --- the journal, written from the events -----------------------------------------------
 
 
+# Events whose journal line is written but not yet marked: marked in this process's next
+# transaction (or by flush_journal_marks), not in one of their own. A crash before that
+# leaves them to replay_journal, which finds their lines and only marks them.
+_marks_owed: list[int] = []
+
+
 def _journal(event: OrderEvent, order: Order) -> None:
     """The event's journal line, from the order as the change left it."""
     journal_append(order=order, at=event.at)
-    OrderEvent.objects.filter(pk=event.pk).update(journal_pending=False)
+    _marks_owed.append(event.pk)
+
+
+def _journal_many(events: list[OrderEvent], orders: list[Order]) -> None:
+    journal_append_many(orders=orders, at=events[0].at)
+    _marks_owed.extend(event.pk for event in events if event.pk is not None)
+
+
+def flush_journal_marks() -> None:
+    """Mark the journal lines written since the last mark (one UPDATE)."""
+    if _marks_owed:
+        owed = list(_marks_owed)
+        _marks_owed.clear()
+        OrderEvent.objects.filter(pk__in=owed).update(journal_pending=False)
 
 
 def replay_journal(*, older_than: timedelta = JOURNAL_GRACE) -> int:
     """Write the journal lines a crash left owed (events committed, line not marked
     written): a line already in the file is only marked, never written twice."""
-    owed = OrderEvent.objects.filter(journal_pending=True, at__lt=timezone.now() - older_than).select_related(
-        "order__account", "order__retry_of"
+    flush_journal_marks()
+    owed = list(
+        OrderEvent.objects.filter(journal_pending=True, at__lt=timezone.now() - older_than)
+        .select_related("order__account", "order__retry_of")
+        .order_by("id")[:1000]
     )
-    written = 0
-    for event in owed.order_by("id")[:1000]:
-        if not journal_has_event(event_id=event.pk, at=event.at):
-            journal_append(order=event.order, at=event.at)
-            written += 1
-        OrderEvent.objects.filter(pk=event.pk).update(journal_pending=False)
-    return written
+    present = journal_lines_present(owed)
+    missing = [event for event in owed if event.pk not in present]
+    for event in missing:
+        journal_append(order=event.order, at=event.at)
+    OrderEvent.objects.filter(pk__in=[event.pk for event in owed]).update(journal_pending=False)
+    return len(missing)
 
 
 # --- accounts and the desk --------------------------------------------------------------

@@ -24,7 +24,23 @@ Endpoints (all under ``/api/v5/``):
              trade/cancel-order, trade/cancel-batch-orders,
              trade/orders-pending, trade/orders-history
 
+OKX's rules that "never place twice" stands on, applied as OKX documents them:
+
+* a clOrdId is refused (sCode 51016) only while an earlier order with it (same API key)
+  is still pending (live / partially_filled); a filled or cancelled order's clOrdId
+  places a NEW order (new ordId). Get order details by clOrdId returns the latest one.
+* the ``expTime`` request header (unix ms, the fake's clock) on placements: already past
+  on arrival -> 50036, past when the request comes to be processed -> 50037; neither
+  places anything.
+* a request may be processed late: held before processing (``hold_before``) or answered
+  50004 at once and processed later (``code_then_process``), both subject to expTime.
+
+The fake's clock is the local clock plus ``clock_offset_ms`` (public/time, the
+OK-ACCESS-TIMESTAMP window and expTime all use it), so a client's clock handling can be
+tested against a skewed exchange.
+
 Fault injection (see :meth:`FakeOKX.inject`), thread-safe, seedable randomness.
+Tests wait on :meth:`FakeOKX.wait_for` (woken by every change) instead of sleeping.
 No request logging to stdout/stderr; secrets, passphrases and signatures are
 never stored in the logs kept for tests.
 """
@@ -178,6 +194,15 @@ _ERR = {
     "50011": (429, "Too Many Requests"),
     "50013": (429, "Systems are busy. Please try again later."),
     "50014": (400, "Parameter {0} can not be empty."),
+    "50026": (500, "System error. Try again later."),
+    # OKX's table lists 50036 and 50037 with HTTP 200; a request to OKX demo with an
+    # expTime already past was seen answered 200, code "1", sCode 50036 per order.
+    "50036": (
+        200,
+        "The expTime can't be earlier than the current system time. Please adjust the expTime and try again.",
+    ),
+    "50037": (200, "Order expired."),
+    "50061": (429, "Sub-account rate limit exceeded."),
     "50101": (401, "APIKey does not match current environment."),
     "50102": (401, "Timestamp request expired."),
     "50103": (401, 'Request header "OK-ACCESS-KEY" can not be empty.'),
@@ -203,6 +228,8 @@ _S_ERR = {  # per-item (sCode) messages
     "51001": "Instrument ID or Spread ID doesn't exist.",
     "51008": "Order failed. Insufficient USDT balance in account.",
     "51016": "Duplicated clOrdId",
+    "51054": "Request timed out. Please try again.",
+    "51149": "Order timed out. Please try again.",
     "51020": "Your order should meet or exceed the minimum order amount.",
     "51121": "Order quantity must be a multiple of the lot size.",
     "51400": "Cancellation failed as the order has been filled, canceled or does not exist.",
@@ -217,6 +244,10 @@ _S_ERR = {  # per-item (sCode) messages
 #:  maintenance        HTTP 503 {"code": "50001"}; nothing recorded.
 #:  busy               HTTP 429 {"code": "50013"}; nothing recorded.
 #:  timeout_code       HTTP 400 {"code": "50004"}; nothing recorded.
+#:  code               answer OKX code ``code`` at once, nothing recorded: 50xxx codes
+#:                     as a top-level code with OKX's HTTP status (e.g. 50026 -> 500,
+#:                     50061 -> 429), 51xxx codes (51149, 51054, ...) per order inside a
+#:                     code "1" reply (HTTP 200), as placement replies carry them.
 #:  insufficient_funds order placement only: every order of the request is rejected with
 #:                     sCode 51008 inside a code "1" reply; nothing recorded.
 #:  drop_after_record  the request is processed normally (order recorded) and then the
@@ -224,15 +255,30 @@ _S_ERR = {  # per-item (sCode) messages
 #:  hold               the request is processed normally, then the reply is held for
 #:                     ``seconds`` and sent (``then="reply"``) or the connection closed
 #:                     (``then="close"``).
+#:  hold_before        placement only: the request is held ``seconds`` BEFORE it is
+#:                     processed (the client's timeout may fire meanwhile), then
+#:                     processed as OKX would (expTime checked then: past -> 50037, not
+#:                     placed) and the reply written if the client is still there.
+#:                     :meth:`FakeOKX.release_held` ends the hold early.
+#:  code_then_process  placement only: answer ``code`` (default "50004", "does not
+#:                     indicate success or failure") at once, then process the request
+#:                     ``seconds`` later in the background (expTime checked then).
+#:  market_canceled    placement only: market orders of the request are accepted and
+#:                     end ``canceled`` with nothing filled (OKX cancels a market/IOC
+#:                     order that cannot fill).
 FAULT_KINDS = (
     "latency",
     "rate_limit",
     "maintenance",
     "busy",
     "timeout_code",
+    "code",
     "insufficient_funds",
     "drop_after_record",
     "hold",
+    "hold_before",
+    "code_then_process",
+    "market_canceled",
 )
 _ERROR_FAULTS = {
     "rate_limit": "50011",
@@ -240,6 +286,13 @@ _ERROR_FAULTS = {
     "busy": "50013",
     "timeout_code": "50004",
 }
+_PLACE_ONLY_FAULTS = (
+    "insufficient_funds",
+    "hold_before",
+    "code_then_process",
+    "market_canceled",
+)
+_PENDING_STATES = ("live", "partially_filled")
 
 _PLACE_PATHS = ("trade/order", "trade/batch-orders")
 _CANCEL_PATHS = ("trade/cancel-order", "trade/cancel-batch-orders")
@@ -248,10 +301,6 @@ _CANCEL_PATHS = ("trade/cancel-order", "trade/cancel-batch-orders")
 # --------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------
-
-
-def _ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -329,6 +378,7 @@ class Fault:
     seconds: float = 0.0
     then: str = "reply"
     http_status: int | None = None
+    code: str | None = None
     fired: int = 0
 
     def matches(self, method: str, rel_path: str, api_key: str | None) -> bool:
@@ -340,8 +390,8 @@ class Fault:
             return False
         if self.api_key is not None and self.api_key != api_key:
             return False
-        # insufficient_funds only makes sense for order placement
-        return self.kind != "insufficient_funds" or (method == "POST" and rel_path in _PLACE_PATHS)
+        # some faults only make sense for order placement
+        return self.kind not in _PLACE_ONLY_FAULTS or (method == "POST" and rel_path in _PLACE_PATHS)
 
 
 @dataclass
@@ -351,7 +401,9 @@ class _Account:
     pos_mode: str = "net_mode"
     balances: dict = field(default_factory=lambda: {"USDT": Decimal(100000)})
     orders: dict = field(default_factory=dict)  # ordId -> order dict
-    by_cl: dict = field(default_factory=dict)  # clOrdId -> ordId
+    # clOrdId -> ordIds, oldest first: OKX only refuses a clOrdId while an order with
+    # it is pending, so one clOrdId may name several orders over time.
+    by_cl: dict = field(default_factory=dict)
 
 
 class _Request:
@@ -423,6 +475,8 @@ class FakeOKX:
     :param prices: reference prices, keys are a base ccy ("BTC") or an instId.
     :param instruments: replace :data:`DEFAULT_INSTRUMENTS`.
     :param max_clock_skew: allowed |now - OK-ACCESS-TIMESTAMP| in seconds (50102 beyond).
+    :param clock_offset_ms: the fake's clock runs this far ahead of the local clock
+        (negative: behind); see :meth:`set_clock_offset`.
     """
 
     def __init__(
@@ -434,12 +488,16 @@ class FakeOKX:
         prices: dict | None = None,
         instruments: list | None = None,
         max_clock_skew: float = 30.0,
+        clock_offset_ms: int = 0,
         host: str = "127.0.0.1",
     ):
         self.demo = demo
         self.max_clock_skew = float(max_clock_skew)
+        self._clock_offset_ms = int(clock_offset_ms)
         self._host = host
         self._lock = threading.RLock()
+        # Notified on every change a test may wait for (requests, orders, holds).
+        self._changed = threading.Condition(self._lock)
         self._rng = random.Random(seed)
         self._stop = threading.Event()
         self._server: _Server | None = None
@@ -463,7 +521,12 @@ class FakeOKX:
         self._faults: list[Fault] = []
         self._order_requests: list[dict] = []
         self._requests: list[dict] = []
-        self._in_flight: dict[str, int] = {}
+        # Order requests in flight: request id -> (api key, expTime or None). One counts
+        # until it is processed or its expTime has passed (it can place nothing then).
+        self._active: dict[int, tuple[str, int | None]] = {}
+        self._request_ids = itertools.count(1)
+        self._held: dict[int, threading.Event] = {}  # request id -> release
+        self._background: list[threading.Thread] = []
         self._max_concurrent: dict[str, int] = {}
         self._leverage: dict[tuple, str] = {}
         self._leverage_log: list[dict] = []
@@ -487,6 +550,10 @@ class FakeOKX:
 
     def stop(self) -> None:
         self._stop.set()  # wakes up latency/hold sleepers
+        with self._lock:
+            for event in self._held.values():
+                event.set()
+            background = list(self._background)
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -494,6 +561,8 @@ class FakeOKX:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        for thread in background:
+            thread.join(timeout=5)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -568,6 +637,18 @@ class FakeOKX:
         with self._lock:
             self._rng.seed(seed)
 
+    # ---------------------------------------------------------------- clock
+    def now_ms(self) -> int:
+        """The fake exchange's clock (unix ms): the local clock plus the offset."""
+        return int(time.time() * 1000) + self._clock_offset_ms
+
+    def set_clock_offset(self, offset_ms: int) -> None:
+        """Skew the exchange's clock: public/time, the signature's timestamp window,
+        expTime and order times all follow it."""
+        with self._changed:
+            self._clock_offset_ms = int(offset_ms)
+            self._changed.notify_all()
+
     # ---------------------------------------------------------------- faults
     def inject(
         self,
@@ -581,6 +662,7 @@ class FakeOKX:
         seconds: float = 0.0,
         then: str = "reply",
         http_status: int | None = None,
+        code: str | None = None,
     ) -> Fault:
         """Inject a fault; returns the :class:`Fault` (inspect ``fired``/``remaining``).
 
@@ -591,14 +673,21 @@ class FakeOKX:
         :param probability: chance to fire on each matching request (seeded RNG).
         :param api_key: only requests authenticated with this key.
         :param method: only this HTTP method.
-        :param seconds: for ``latency`` and ``hold``.
+        :param seconds: for ``latency``, ``hold``, ``hold_before`` and
+            ``code_then_process``.
         :param then: for ``hold``: ``"reply"`` (send the reply late) or ``"close"``.
         :param http_status: override the HTTP status of error faults.
+        :param code: the OKX code of ``code`` (required) and ``code_then_process``
+            (default "50004").
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if kind in ("latency", "hold") and seconds <= 0:
+        if kind in ("latency", "hold", "hold_before", "code_then_process") and (seconds <= 0):
             raise ValueError(f"{kind} needs seconds > 0")
+        if kind == "code_then_process":
+            code = code or "50004"
+        if kind in ("code", "code_then_process") and not (isinstance(code, str) and code.isdigit() and code != "0"):
+            raise ValueError(f"{kind} needs an OKX error code, e.g. code='50026'")
         if then not in ("reply", "close"):
             raise ValueError("then must be 'reply' or 'close'")
         if not 0.0 <= probability <= 1.0:
@@ -613,6 +702,7 @@ class FakeOKX:
             seconds=float(seconds),
             then=then,
             http_status=http_status,
+            code=code,
         )
         with self._lock:
             self._faults.append(fault)
@@ -667,12 +757,32 @@ class FakeOKX:
             out.sort(key=lambda o: int(o["ordId"]))
             return out
 
+    def orders_by_cl_ord_id(self, api_key: str | None = None) -> dict[str, list]:
+        """clOrdId -> copies of every order placed with it (of one key, or all), oldest
+        first; a test asserts "exactly one order per request" on the list lengths."""
+        out: dict[str, list] = {}
+        for order in self.orders(api_key):
+            if order["clOrdId"]:
+                out.setdefault(order["clOrdId"], []).append(order)
+        return out
+
+    def order_count(self, cl_ord_id: str, api_key: str | None = None) -> int:
+        """How many orders were placed with ``cl_ord_id`` (of one key, or all)."""
+        return len(self.orders_by_cl_ord_id(api_key).get(cl_ord_id, []))
+
+    def duplicate_cl_ord_ids(self, api_key: str | None = None) -> dict[str, int]:
+        """clOrdIds that placed more than one order, with their counts (``{}`` when
+        every clOrdId placed at most one)."""
+        return {cl: len(found) for cl, found in self.orders_by_cl_ord_id(api_key).items() if len(found) > 1}
+
     def get_order(
         self,
         cl_ord_id: str | None = None,
         ord_id: str | None = None,
         api_key: str | None = None,
     ) -> dict | None:
+        """A copy of one order by ordId, or the LATEST order with ``cl_ord_id`` (as
+        OKX's Get order details answers)."""
         with self._lock:
             found = self._find(cl_ord_id, ord_id, api_key)
             return dict(found[1]) if found else None
@@ -682,7 +792,10 @@ class FakeOKX:
         hits = []
         for k in keys:
             acct = self._accounts[k]
-            oid = ord_id if ord_id is not None else acct.by_cl.get(cl_ord_id)
+            if ord_id is not None:
+                oid = ord_id
+            else:
+                oid = (acct.by_cl.get(cl_ord_id) or [None])[-1]
             if oid is not None and oid in acct.orders:
                 hits.append((k, acct.orders[oid]))
         if len(hits) > 1:
@@ -693,10 +806,17 @@ class FakeOKX:
     def order_requests(self) -> list:
         """Every order placement request received (incl. rejected ones), oldest first.
 
-        Items: ``ts`` (epoch s), ``apiKey`` (None when authentication failed),
-        ``path``, ``orders`` (request items), ``outcome`` (e.g. ``"accepted"``,
-        ``"rejected"``, ``"fault:rate_limit"``, ``"auth:50113"``), ``codes`` (per item
-        sCodes), ``fault`` (kind or None).
+        Items: ``id``, ``ts`` (arrival, local epoch s), ``arrivedMs`` (arrival on the
+        fake's clock), ``expTime`` (the header as int ms, or None), ``processedMs``
+        (when it was processed on the fake's clock; None when it never was),
+        ``state`` ("received", "held" before processing, "done"), ``apiKey`` (None
+        when authentication failed), ``path``, ``orders`` (request items),
+        ``outcome`` (e.g. ``"accepted"``, ``"rejected"``, ``"fault:rate_limit"``,
+        ``"auth:50113"``, ``"expired:50036"`` (past expTime on arrival),
+        ``"expired:50037"`` (past expTime when processed), ``"abandoned"`` (the fake
+        stopped first)), ``codes`` (per item sCodes), ``fault`` (kind or None),
+        ``replied`` (the code answered to the client, which for
+        ``code_then_process`` differs from the outcome).
         """
         with self._lock:
             return copy.deepcopy(self._order_requests)
@@ -710,14 +830,71 @@ class FakeOKX:
 
     @property
     def max_concurrent_orders(self) -> dict:
-        """Per API key: highest number of simultaneously processed order requests
-        (place / batch place / cancel / batch cancel)."""
+        """Per API key: highest number of order requests (place / batch place / cancel
+        / batch cancel) in flight at once. A request is in flight from its arrival
+        until it is processed, or until its expTime has passed (a request past its
+        deadline can no longer place anything), whichever comes first; a request held
+        or answered early (``hold_before``, ``code_then_process``) stays in flight."""
         with self._lock:
             return dict(self._max_concurrent)
 
     def in_flight_orders(self, api_key: str) -> int:
+        """Order requests of ``api_key`` in flight now (see max_concurrent_orders)."""
         with self._lock:
-            return self._in_flight.get(api_key, 0)
+            return self._count_in_flight(api_key, self.now_ms())
+
+    def _count_in_flight(self, api_key: str, now_ms: int) -> int:
+        return sum(1 for key, exp in self._active.values() if key == api_key and (exp is None or now_ms <= exp))
+
+    def held_requests(self, api_key: str | None = None) -> int:
+        """Placement requests being held before processing (hold_before, or waiting
+        in the background after code_then_process)."""
+        with self._lock:
+            return sum(1 for r in self._order_requests if r["state"] == "held" and api_key in (None, r["apiKey"]))
+
+    def release_held(self) -> int:
+        """End every current hold now: held requests are processed at once (expTime
+        checked then). Returns how many were released."""
+        with self._lock:
+            events = list(self._held.values())
+        for event in events:
+            event.set()
+        return len(events)
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
+        """Wait until ``predicate()`` is true; False on timeout. It is re-checked on
+        every change in the fake (request logged, processed, order changed) and every
+        50 ms for conditions that depend on the clock (e.g. in_flight_orders after an
+        expTime passes). The predicate may call the fake's inspection methods."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.05))
+            return True
+
+    def wait_for_request(self, n: int = 1, *, api_key: str | None = None, timeout: float = 5.0, **match) -> list:
+        """Wait until at least ``n`` placement requests (of ``api_key``) match
+        ``match`` (log fields, e.g. ``state="held"`` or ``outcome="accepted"``);
+        returns the matching log entries, or raises TimeoutError."""
+
+        def found():
+            return [
+                r
+                for r in self._order_requests
+                if api_key in (None, r["apiKey"]) and all(r.get(k) == v for k, v in match.items())
+            ]
+
+        if not self.wait_for(lambda: len(found()) >= n, timeout):
+            raise TimeoutError(f"fewer than {n} placement requests matching {match}")
+        with self._lock:
+            return copy.deepcopy(found())
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     @property
     def leverage_settings(self) -> dict:
@@ -747,6 +924,8 @@ class FakeOKX:
             self._order_requests.clear()
             self._requests.clear()
             self._max_concurrent.clear()
+            for key, _ in self._active.values():  # in-flight requests still count
+                self._max_concurrent[key] = self._count_in_flight(key, self.now_ms())
             self._leverage_log.clear()
 
     # ---------------------------------------------------------------- test helpers
@@ -772,6 +951,27 @@ class FakeOKX:
             remaining = Decimal(order["sz"]) - Decimal(order["accFillSz"])
             qty = remaining if sz is None else min(Decimal(str(sz)), remaining)
             self._apply_fill(order, qty, price, maker=True)
+            self._changed.notify_all()
+            return dict(order)
+
+    def cancel(
+        self,
+        cl_ord_id: str | None = None,
+        *,
+        ord_id: str | None = None,
+        api_key: str | None = None,
+    ) -> dict:
+        """Cancel a pending order as OKX would (e.g. an expired GTD order); returns a
+        copy. Its clOrdId may then be used again."""
+        with self._lock:
+            found = self._find(cl_ord_id, ord_id, api_key)
+            if not found:
+                raise KeyError(cl_ord_id or ord_id)
+            order = found[1]
+            if order["state"] not in _PENDING_STATES:
+                raise ValueError(f"order is {order['state']}, cannot cancel")
+            self._cancel(order)
+            self._changed.notify_all()
             return dict(order)
 
     # ---------------------------------------------------------------- HTTP plumbing
@@ -864,7 +1064,12 @@ class FakeOKX:
         log_entry = None
         if is_place:
             log_entry = {
+                "id": next(self._request_ids),
                 "ts": time.time(),
+                "arrivedMs": self.now_ms(),
+                "expTime": None,
+                "processedMs": None,
+                "state": "received",
                 "apiKey": None,
                 "path": req.rel_path,
                 "orders": self._order_items_for_log(req.body),
@@ -872,47 +1077,193 @@ class FakeOKX:
                 "codes": [],
                 "fault": None,
             }
-            with self._lock:
+            with self._changed:
                 self._order_requests.append(log_entry)
+                self._changed.notify_all()
 
         if private:
             auth_error = self._authenticate(req)
             if auth_error is not None:
                 if log_entry is not None:
-                    with self._lock:
-                        log_entry["outcome"] = "auth:" + auth_error.payload["code"]
+                    self._finish(log_entry, "auth:" + auth_error.payload["code"])
                 return auth_error, None
             if log_entry is not None:
                 with self._lock:
                     log_entry["apiKey"] = req.api_key
 
+        exp_time = None
+        if is_place:
+            exp_time, refusal = self._check_exp_time_on_arrival(req, log_entry)
+            if refusal is not None:
+                return refusal, None
+
         counted = req.api_key is not None and req.method == "POST" and req.rel_path in _PLACE_PATHS + _CANCEL_PATHS
+        request_id = log_entry["id"] if log_entry else next(self._request_ids)
         if counted:
-            with self._lock:
-                n = self._in_flight.get(req.api_key, 0) + 1
-                self._in_flight[req.api_key] = n
-                if n > self._max_concurrent.get(req.api_key, 0):
-                    self._max_concurrent[req.api_key] = n
+            self._enter(request_id, req.api_key, exp_time)
+        handed_off = False
         try:
             latency, fault = self._pick_faults(req)
             if latency > 0:
                 self._stop.wait(latency)
-            if fault is not None and fault.kind in _ERROR_FAULTS:
-                reply = _err(_ERROR_FAULTS[fault.kind], status=fault.http_status)
+            if fault is not None and (fault.kind in _ERROR_FAULTS or fault.kind == "code"):
+                code = fault.code or _ERROR_FAULTS[fault.kind]
+                reply = self._error_reply(req, code, fault.http_status)
                 if log_entry is not None:
                     with self._lock:
-                        log_entry["outcome"] = "fault:" + fault.kind
                         log_entry["fault"] = fault.kind
+                    self._finish(log_entry, "fault:" + fault.kind, [code])
                 return reply, fault
-            reply = getattr(self, handler_name)(req, fault, log_entry)
-            if log_entry is not None and fault is not None:
+            if fault is not None and fault.kind == "code_then_process":
+                # OKX answered (e.g. 50004, "does not indicate success or failure")
+                # but still has the request: it is processed later, and stays in
+                # flight until then (or until its expTime passes).
                 with self._lock:
                     log_entry["fault"] = fault.kind
-            return reply, fault
-        finally:
-            if counted:
+                worker = threading.Thread(
+                    target=self._process_later,
+                    args=(req, handler_name, fault, log_entry, exp_time),
+                    name=f"FakeOKX-late-{request_id}",
+                    daemon=True,
+                )
                 with self._lock:
-                    self._in_flight[req.api_key] -= 1
+                    self._background.append(worker)
+                handed_off = True
+                worker.start()
+                return self._error_reply(req, fault.code, fault.http_status), fault
+            if fault is not None and fault.kind == "hold_before":
+                self._hold(log_entry, fault.seconds)
+            return self._run(req, handler_name, fault, log_entry, exp_time), fault
+        finally:
+            if counted and not handed_off:
+                self._leave(request_id)
+
+    def _run(self, req, handler_name, fault, log, exp_time) -> _Reply:
+        """Process a request now; a placement past its expTime places nothing."""
+        if log is not None:
+            now = self.now_ms()
+            with self._lock:
+                log["processedMs"] = now
+                if fault is not None:
+                    log["fault"] = fault.kind
+            if self._stop.is_set():
+                self._finish(log, "abandoned")
+                return _err("50001")
+            if exp_time is not None and now > exp_time:
+                self._finish(log, "expired:50037", ["50037"])
+                return self._refusal(req, "50037")
+        reply = getattr(self, handler_name)(req, fault, log)
+        if log is not None:
+            self._finish(log, log["outcome"], log["codes"])
+        return reply
+
+    def _process_later(self, req, handler_name, fault, log, exp_time) -> None:
+        try:
+            self._hold(log, fault.seconds)
+            self._run(req, handler_name, fault, log, exp_time)
+        except Exception as exc:  # noqa: BLE001 - a bug in the fake: keep it for the test
+            with self._lock:
+                self.errors.append(exc)
+        finally:
+            self._leave(log["id"])
+            with self._lock:
+                self._background.remove(threading.current_thread())
+
+    def _hold(self, log, seconds: float) -> None:
+        """Hold a placement before processing, until ``seconds`` pass, release_held()
+        or stop()."""
+        release = threading.Event()
+        with self._changed:
+            self._held[log["id"]] = release
+            log["state"] = "held"
+            self._changed.notify_all()
+        if self._stop.is_set():
+            release.set()
+        try:
+            release.wait(seconds)
+        finally:
+            with self._changed:
+                self._held.pop(log["id"], None)
+                log["state"] = "received"
+                self._changed.notify_all()
+
+    def _finish(self, log, outcome, codes=None) -> None:
+        with self._changed:
+            log["outcome"] = outcome
+            if codes is not None:
+                log["codes"] = list(codes)
+            log["state"] = "done"
+            self._changed.notify_all()
+
+    def _enter(self, request_id: int, api_key: str, exp_time: int | None) -> None:
+        with self._changed:
+            self._active[request_id] = (api_key, exp_time)
+            n = self._count_in_flight(api_key, self.now_ms())
+            if n > self._max_concurrent.get(api_key, 0):
+                self._max_concurrent[api_key] = n
+            self._changed.notify_all()
+
+    def _leave(self, request_id: int) -> None:
+        with self._changed:
+            self._active.pop(request_id, None)
+            self._changed.notify_all()
+
+    def _check_exp_time_on_arrival(self, req, log) -> tuple[int | None, _Reply | None]:
+        """The expTime header (unix ms on the fake's clock): (value, refusal)."""
+        raw = req.headers.get("expTime")
+        if raw is None:
+            return None, None
+        try:
+            exp_time = int(raw.strip())
+        except ValueError:
+            self._finish(log, "rejected:51000", ["51000"])
+            return None, _err("51000", "expTime")
+        with self._lock:
+            log["expTime"] = exp_time
+        if self.now_ms() > exp_time:
+            self._finish(log, "expired:50036", ["50036"])
+            return exp_time, self._refusal(req, "50036")
+        return exp_time, None
+
+    def _refusal(self, req, code: str) -> _Reply:
+        """Every order of a placement refused with ``code`` before any was placed: a
+        code "1" reply with the code per order (as OKX answers 50036), or the bare
+        code when the body carries no orders."""
+        items = self._order_items_for_log(req.body)
+        if not items:
+            return _err(code)
+        msg = _S_ERR.get(code) or _ERR.get(code, (200, "Operation failed."))[1]
+        now = str(self.now_ms())
+        data = [
+            {
+                "clOrdId": str(i.get("clOrdId") or ""),
+                "ordId": "",
+                "sCode": code,
+                "sMsg": msg,
+                "tag": str(i.get("tag") or ""),
+                "ts": now,
+            }
+            for i in items
+        ]
+        single = req.rel_path == "trade/order"
+        top_msg = "Operation failed." if single else "All operations failed"
+        return _Reply(
+            200,
+            {
+                "code": "1",
+                "data": data,
+                "msg": top_msg,
+                "inTime": now + "000",
+                "outTime": now + "000",
+            },
+        )
+
+    def _error_reply(self, req, code: str, http_status: int | None) -> _Reply:
+        # 51xxx codes are per-order answers of a placement; 50xxx are top-level.
+        is_place = req.method == "POST" and req.rel_path in _PLACE_PATHS
+        if code.startswith("51") and is_place:
+            return self._refusal(req, code)
+        return _err(code, status=http_status)
 
     @staticmethod
     def _order_items_for_log(body: str) -> list:
@@ -944,7 +1295,7 @@ class FakeOKX:
         when = _parse_iso(ts)
         if when is None:
             return _err("50112")
-        if abs(time.time() - when) > self.max_clock_skew:
+        if abs(self.now_ms() / 1000 - when) > self.max_clock_skew:
             return _err("50102")
         if not hmac.compare_digest(passphrase, acct.passphrase):
             return _err("50105")
@@ -995,7 +1346,7 @@ class FakeOKX:
         return _ok(data)
 
     def _r_time(self, req, fault, log):
-        return _ok([{"ts": str(_ms())}])
+        return _ok([{"ts": str(self.now_ms())}])
 
     def _r_ticker(self, req, fault, log):
         inst_id = req.query.get("instId")
@@ -1024,7 +1375,7 @@ class FakeOKX:
                     "low24h": last,
                     "volCcy24h": "0",
                     "vol24h": "0",
-                    "ts": str(_ms()),
+                    "ts": str(self.now_ms()),
                     "sodUtc0": last,
                     "sodUtc8": last,
                 }
@@ -1077,7 +1428,7 @@ class FakeOKX:
 
     def _r_balance(self, req, fault, log):
         wanted = set(filter(None, req.query.get("ccy", "").split(",")))
-        now = str(_ms())
+        now = str(self.now_ms())
         with self._lock:
             balances = dict(self._accounts[req.api_key].balances)
             prices = dict(self._prices)
@@ -1287,13 +1638,22 @@ class FakeOKX:
             self._log_outcome(log, "rejected:51000", [])
             return _err("51000", "orders")
         results = []
-        now = str(_ms())
-        for item in items:
+        now = str(self.now_ms())
+        # OKX: a clOrdId must be unique among pending orders "and the current request".
+        cl_ids = [str(i.get("clOrdId") or "") for i in items]
+        for n, item in enumerate(items):
             if fault is not None and fault.kind == "insufficient_funds":
                 code, msg = _s_err("51008")
                 ord_id = ""
+            elif cl_ids[n] and cl_ids[n] in cl_ids[:n]:
+                code, msg = _s_err("51016")
+                ord_id = ""
             else:
-                code, msg, ord_id = self._place_one(req.api_key, item)
+                code, msg, ord_id = self._place_one(
+                    req.api_key,
+                    item,
+                    cancel_market=fault is not None and fault.kind == "market_canceled",
+                )
             results.append(
                 {
                     "clOrdId": str(item.get("clOrdId") or ""),
@@ -1328,11 +1688,12 @@ class FakeOKX:
 
     def _log_outcome(self, log, outcome, codes):
         if log is not None:
-            with self._lock:
+            with self._changed:
                 log["outcome"] = outcome
                 log["codes"] = list(codes)
+                self._changed.notify_all()
 
-    def _place_one(self, api_key: str, item: dict) -> tuple[str, str, str]:
+    def _place_one(self, api_key: str, item: dict, *, cancel_market: bool = False) -> tuple[str, str, str]:
         inst_id = item.get("instId")
         if not inst_id:
             return _s_err("51000", "instId") + ("",)
@@ -1393,10 +1754,12 @@ class FakeOKX:
                     return _s_err("51000", "posSide") + ("",)
             elif pos_side:
                 return _s_err("51000", "posSide") + ("",)
-            if cl and cl in acct.by_cl:
+            # OKX refuses a clOrdId only while an order with it is pending: a filled
+            # or cancelled order's clOrdId places a second order.
+            if cl and any(acct.orders[oid]["state"] in _PENDING_STATES for oid in acct.by_cl.get(cl, ())):
                 return _s_err("51016") + ("",)
             ord_id = str(next(self._ord_ids))
-            now = str(_ms())
+            now = str(self.now_ms())
             order = {
                 "accFillSz": "0",
                 "algoClOrdId": "",
@@ -1452,9 +1815,12 @@ class FakeOKX:
             }
             acct.orders[ord_id] = order
             if cl:
-                acct.by_cl[cl] = ord_id
+                acct.by_cl.setdefault(cl, []).append(ord_id)
             ref = self._prices[inst_id]
-            if ord_type in ("market", "optimal_limit_ioc"):
+            if ord_type in ("market", "optimal_limit_ioc") and cancel_market:
+                # No liquidity: OKX accepts the order and cancels it unfilled.
+                self._cancel(order, source="ioc")
+            elif ord_type in ("market", "optimal_limit_ioc"):
                 if quote_sized:
                     qty = (sz / ref).quantize(lot, rounding=ROUND_DOWN)
                     order["tgtCcy"] = "quote_ccy"
@@ -1496,7 +1862,7 @@ class FakeOKX:
     ) -> None:
         """Fill ``qty`` (base units for spot, contracts for swaps) at ``price``."""
         inst = self._instruments[order["instId"]]
-        now = str(_ms())
+        now = str(self.now_ms())
         prev = Decimal(order["accFillSz"])
         prev_avg = _dec(order["avgPx"]) or Decimal(0)
         filled = prev + qty
@@ -1519,19 +1885,22 @@ class FakeOKX:
             order["state"] = "partially_filled"
         order["uTime"] = now
 
-    @staticmethod
-    def _cancel(order: dict, source: str = "") -> None:
+    def _cancel(self, order: dict, source: str = "") -> None:
         order["state"] = "canceled"
         order["cancelSource"] = {"": "1", "post_only": "31", "ioc": "32"}.get(source, "1")
-        order["uTime"] = str(_ms())
+        order["uTime"] = str(self.now_ms())
 
     def _lookup(self, api_key: str, inst_id: str, ord_id: str | None, cl: str | None):
+        """By ordId, or the latest order of ``inst_id`` with clOrdId ``cl`` (OKX: "If
+        the clOrdId is associated with multiple orders, only the latest one will be
+        returned")."""
         acct = self._accounts[api_key]
-        oid = ord_id or acct.by_cl.get(cl or "")
-        order = acct.orders.get(oid) if oid else None
-        if order is None or order["instId"] != inst_id:
-            return None
-        return order
+        candidates = [ord_id] if ord_id else reversed(acct.by_cl.get(cl or "", ()))
+        for oid in candidates:
+            order = acct.orders.get(oid)
+            if order is not None and order["instId"] == inst_id:
+                return order
+        return None
 
     def _r_get_order(self, req, fault, log):
         inst_id = req.query.get("instId")
@@ -1557,7 +1926,7 @@ class FakeOKX:
         if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
             return _err("50002") if body is not None else _err("50000")
         results = []
-        now = str(_ms())
+        now = str(self.now_ms())
         for item in items:
             inst_id, ord_id, cl = (
                 item.get("instId"),
@@ -1582,6 +1951,7 @@ class FakeOKX:
                         code = "51402"
                     else:
                         self._cancel(order)
+                        self._changed.notify_all()
                         code = "0"
                         res["ordId"], res["clOrdId"] = order["ordId"], order["clOrdId"]
                 if code == "0":

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import ccxt
@@ -189,7 +190,7 @@ def test_marketable_limit_fills_and_fill_helper(fake, ex):
     assert o["status"] == "closed" and o["filled"] == 0.5 and o["average"] == 66000
 
 
-def test_duplicate_client_order_id(fake, ex):
+def test_duplicate_client_order_id_refused_while_the_first_is_pending(fake, ex):
     ex.create_order(SWAP, "limit", "buy", 0.1, 60000, {"clientOrderId": "dup1"})
     with pytest.raises(ccxt.InvalidOrder) as info:
         ex.create_order(SWAP, "limit", "buy", 0.1, 60000, {"clientOrderId": "dup1"})
@@ -499,3 +500,232 @@ def test_max_concurrent_orders_tracked_per_key(fake):
     # sequential cancels count too but never overlap
     a.cancel_order(fake.get_order("k1")["ordId"], SWAP)
     assert fake.max_concurrent_orders[KEY] == 1
+
+
+# ------------------------------------------------------------------------------ OKX's rules
+
+
+def test_a_filled_orders_client_order_id_places_a_second_order(fake, ex):
+    first = ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "re1"})
+    second = ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "re1"})
+
+    assert first["id"] != second["id"]
+    assert fake.order_count("re1") == 2
+    assert fake.duplicate_cl_ord_ids(KEY) == {"re1": 2}
+    assert [o["ordId"] for o in fake.orders_by_cl_ord_id(KEY)["re1"]] == [
+        first["id"],
+        second["id"],
+    ]
+    # Get order details by clOrdId answers the latest, as OKX documents
+    assert ex.fetch_order(None, SWAP, {"clientOrderId": "re1"})["id"] == second["id"]
+    assert fake.get_order("re1")["ordId"] == second["id"]
+    assert ex.fetch_order(first["id"], SWAP)["id"] == first["id"]
+
+
+def test_a_cancelled_orders_client_order_id_places_a_new_order(fake, ex):
+    first = ex.create_order(SWAP, "limit", "buy", 0.1, 60000, {"clientOrderId": "rc1"})
+    with pytest.raises(ccxt.InvalidOrder, match="51016"):
+        ex.create_order(SWAP, "limit", "buy", 0.1, 60000, {"clientOrderId": "rc1"})
+    ex.cancel_order(first["id"], SWAP)
+
+    again = ex.create_order(SWAP, "limit", "buy", 0.1, 60000, {"clientOrderId": "rc1"})
+
+    assert again["id"] != first["id"]
+    assert [o["state"] for o in fake.orders_by_cl_ord_id()["rc1"]] == [
+        "canceled",
+        "live",
+    ]
+
+
+def test_a_partially_filled_order_still_blocks_its_client_order_id(fake, ex):
+    ex.create_order(SWAP, "limit", "buy", 0.5, 60000, {"clientOrderId": "pf1"})
+    fake.fill("pf1", sz="0.2")
+    with pytest.raises(ccxt.InvalidOrder, match="51016"):
+        ex.create_order(SWAP, "limit", "buy", 0.5, 60000, {"clientOrderId": "pf1"})
+    fake.cancel("pf1")
+    ex.create_order(SWAP, "limit", "buy", 0.5, 60000, {"clientOrderId": "pf1"})
+    assert fake.order_count("pf1") == 2
+
+
+def test_a_client_order_id_repeated_within_one_batch_is_refused(fake, ex):
+    item = {"instId": "BTC-USDT-SWAP", "side": "buy", "ordType": "market"}
+    item.update({"tdMode": "cross", "sz": "0.1", "clOrdId": "bat1"})
+    reply = ex.privatePostTradeBatchOrders([dict(item), dict(item)])
+    assert reply["code"] == "2"
+    assert [d["sCode"] for d in reply["data"]] == ["0", "51016"]
+    assert fake.order_count("bat1") == 1
+
+
+def test_exp_time_already_past_on_arrival_is_refused_with_50036(fake, ex):
+    ex.headers["expTime"] = str(fake.now_ms() - 1)
+    with pytest.raises(ccxt.ExchangeError, match="50036") as info:
+        ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "x1"})
+    assert type(info.value) is ccxt.ExchangeError  # ccxt leaves 50036 unmapped
+    assert fake.requests_log[-1]["status"] == 200 and fake.requests_log[-1]["code"] == "1"
+    [logged] = fake.order_requests
+    assert logged["outcome"] == "expired:50036" and logged["processedMs"] is None
+    assert logged["expTime"] is not None and logged["arrivedMs"] > logged["expTime"]
+    assert fake.orders() == [] and fake.max_concurrent_orders == {}
+
+
+def test_exp_time_in_the_future_places_the_order(fake, ex):
+    deadline = fake.now_ms() + 5000
+    ex.headers["expTime"] = str(deadline)
+    ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "x2"})
+    [logged] = fake.order_requests
+    assert logged["expTime"] == deadline and logged["outcome"] == "accepted"
+    assert logged["arrivedMs"] <= logged["processedMs"] <= deadline
+
+
+def test_a_bad_exp_time_is_a_parameter_error(fake, ex):
+    ex.headers["expTime"] = "soon"
+    with pytest.raises(ccxt.BadRequest, match="expTime"):
+        ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "x3"})
+    assert fake.orders() == []
+
+
+def test_exp_time_passed_while_held_is_refused_with_50037(fake, ex):
+    fake.inject("hold_before", path_suffix="trade/batch-orders", seconds=60)
+    ex.headers["expTime"] = str(fake.now_ms() + 1000)
+    with ThreadPoolExecutor(1) as pool:
+        sent = pool.submit(ex.create_order, SWAP, "market", "buy", 0.1, None, {"clientOrderId": "x4"})
+        [held] = fake.wait_for_request(state="held")
+        assert fake.in_flight_orders(KEY) == 1
+        assert fake.wait_for(lambda: fake.now_ms() > held["expTime"])
+        assert fake.in_flight_orders(KEY) == 0  # it can no longer place anything
+        fake.release_held()
+        with pytest.raises(ccxt.ExchangeError, match="50037"):
+            sent.result(timeout=5)
+    [logged] = fake.order_requests
+    assert logged["outcome"] == "expired:50037" and logged["codes"] == ["50037"]
+    assert logged["processedMs"] > logged["expTime"]
+    assert fake.orders() == []
+
+
+def test_a_request_held_past_the_client_timeout_is_processed_later(fake):
+    ex = make_client(fake, timeout=300)
+    ex.load_markets()
+    fake.inject("hold_before", path_suffix="trade/batch-orders", times=1, seconds=60)
+    with pytest.raises(ccxt.RequestTimeout):
+        ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "late1"})
+    assert fake.held_requests(KEY) == 1 and fake.in_flight_orders(KEY) == 1
+    assert fake.get_order("late1") is None  # not processed yet
+
+    assert fake.release_held() == 1
+    [done] = fake.wait_for_request(outcome="accepted")
+
+    assert done["processedMs"] - done["arrivedMs"] >= 200  # after the client gave up
+    assert fake.get_order("late1")["state"] == "filled"
+    assert fake.in_flight_orders(KEY) == 0 and fake.max_concurrent_orders == {KEY: 1}
+
+
+def test_a_held_request_stops_counting_as_in_flight_once_its_exp_time_passes(fake):
+    ex = make_client(fake, timeout=300)
+    ex.load_markets()
+    fake.inject("hold_before", path_suffix="trade/batch-orders", times=1, seconds=60)
+    ex.headers["expTime"] = str(fake.now_ms() + 1500)
+    with pytest.raises(ccxt.RequestTimeout):
+        ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "late2"})
+    assert fake.in_flight_orders(KEY) == 1
+    assert fake.wait_for(lambda: fake.in_flight_orders(KEY) == 0)
+    assert fake.held_requests(KEY) == 1  # still held, but it can place nothing now
+
+    # a re-send after the deadline does not overlap the held one
+    ex.headers["expTime"] = str(fake.now_ms() + 5000)
+    ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "late2"})
+    fake.release_held()
+    fake.wait_for_request(outcome="expired:50037")
+
+    assert fake.order_count("late2") == 1
+    assert fake.max_concurrent_orders == {KEY: 1}
+
+
+def test_code_then_process_answers_50004_and_places_the_order_later(fake, ex):
+    fake.inject("code_then_process", path_suffix="trade/batch-orders", times=1, seconds=0.2)
+    with pytest.raises(ccxt.RequestTimeout, match="50004"):
+        ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "c4"})
+    assert fake.requests_log[-1]["code"] == "50004"
+
+    [done] = fake.wait_for_request(outcome="accepted")
+
+    assert done["fault"] == "code_then_process"
+    assert ex.fetch_order(None, SWAP, {"clientOrderId": "c4"})["status"] == "closed"
+    assert fake.wait_for(lambda: fake.in_flight_orders(KEY) == 0)
+
+
+def test_code_then_process_counts_as_in_flight_until_processed(fake, ex):
+    fake.inject("code_then_process", path_suffix="trade/batch-orders", seconds=60)
+    with pytest.raises(ccxt.RequestTimeout):
+        ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "c5"})
+    fake.wait_for_request(state="held")
+    assert fake.in_flight_orders(KEY) == 1 and fake.orders() == []
+
+    fake.release_held()
+    fake.wait_for_request(outcome="accepted")
+    assert fake.order_count("c5") == 1
+    assert fake.wait_for(lambda: fake.in_flight_orders(KEY) == 0)
+
+
+def test_code_then_process_after_the_exp_time_places_nothing(fake, ex):
+    fake.inject("code_then_process", path_suffix="trade/batch-orders", seconds=60)
+    ex.headers["expTime"] = str(fake.now_ms() + 1000)
+    with pytest.raises(ccxt.RequestTimeout):
+        ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "c6"})
+    [held] = fake.wait_for_request(state="held")
+    assert fake.wait_for(lambda: fake.now_ms() > held["expTime"])
+    fake.release_held()
+    fake.wait_for_request(outcome="expired:50037")
+    assert fake.orders() == []
+
+
+@pytest.mark.parametrize(
+    "code, exc, status",
+    [
+        ("50026", ccxt.ExchangeNotAvailable, 500),
+        ("50061", ccxt.ExchangeError, 429),
+        ("51149", ccxt.ExchangeError, 200),
+        ("51054", ccxt.ExchangeError, 200),
+    ],
+)
+def test_code_fault_answers_like_okx(fake, ex, code, exc, status):
+    fake.inject("code", code=code, path_suffix="trade/batch-orders", times=1)
+    with pytest.raises(exc, match=code) as info:
+        ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "k9"})
+    assert type(info.value) is exc
+    assert fake.requests_log[-1]["status"] == status
+    assert fake.orders() == [] and fake.order_requests[-1]["outcome"] == "fault:code"
+
+
+def test_market_canceled_fault_cancels_a_market_order_unfilled(fake, ex):
+    fake.inject("market_canceled", path_suffix="trade/batch-orders", times=1)
+    ex.create_order(SWAP, "market", "buy", 0.1, None, {"clientOrderId": "mc1"})
+    found = ex.fetch_order(None, SWAP, {"clientOrderId": "mc1"})
+    assert found["status"] == "canceled" and found["filled"] == 0
+    assert fake.get_order("mc1")["accFillSz"] == "0"
+
+
+def test_a_skewed_clock_shows_in_public_time_and_the_signature_window():
+    with FakeOKX(accounts={KEY: (SECRET, PASS)}, demo=True, clock_offset_ms=-90_000) as fake:
+        ex = make_client(fake)
+        before = time.time() * 1000
+        assert abs(ex.fetch_time() - (before - 90_000)) < 2000
+        with pytest.raises(ccxt.InvalidNonce):  # our timestamp is 90 s ahead of OKX's
+            ex.fetch_balance()
+        ex.load_time_difference()  # ccxt signs on OKX's clock from now on
+        assert ex.fetch_balance()["USDT"]["free"] == 100000
+        fake.set_clock_offset(0)
+        assert abs(fake.now_ms() - time.time() * 1000) < 1000
+
+
+def test_inject_validates_the_new_kinds(fake):
+    with pytest.raises(ValueError):
+        fake.inject("code")  # needs a code
+    with pytest.raises(ValueError):
+        fake.inject("hold_before")  # needs seconds
+    assert fake.inject("code_then_process", seconds=1).code == "50004"
+
+
+def test_wait_for_gives_up_after_its_timeout(fake):
+    assert fake.wait_for(lambda: False, timeout=0.1) is False
+    with pytest.raises(TimeoutError):
+        fake.wait_for_request(outcome="accepted", timeout=0.1)
