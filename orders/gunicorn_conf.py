@@ -20,38 +20,61 @@ def post_worker_init(worker):
     stream at once with a `shutdown` frame, so the worker exits in well under its
     graceful timeout and clients reconnect (to a restarted server) and resume.
 
-    And keep the database connections as few as before the streams: Django keeps one
-    persistent connection per thread (CONN_MAX_AGE), the pool now has hundreds of
-    threads, and idle pool threads take turns at new requests, so after a burst of
-    streams every thread would come to hold a connection (PostgreSQL refuses clients
-    past max_connections, 100 by default). Only the first API_THREADS threads to finish
-    a request keep theirs; any other thread closes its connection when its request ends.
+    And keep database connections as few, and as reused, as with 4 threads: Django
+    keeps one persistent connection per thread (CONN_MAX_AGE), the pool now has
+    hundreds of threads, and idle pool threads take turns at new requests, so each
+    request would find a thread without a connection (a new connection per request;
+    on PostgreSQL several ms) and, in the end, every thread would hold one (PostgreSQL
+    refuses clients past max_connections, 100 by default). Instead a request borrows an
+    idle connection when its thread has none, and gives it back when it ends; at most
+    API_THREADS idle connections are kept, any more are closed. A stream gives its
+    connection back before it starts waiting (orders.services.stream.release_connection).
     """
-    from django.core.signals import request_finished
-    from django.db import connections
+    from django.core.signals import request_finished, request_started
+    from django.db import DEFAULT_DB_ALIAS, connections
 
-    from orders.services.stream import hub
+    from orders.services import stream
 
     previous = signal.getsignal(signal.SIGTERM)
 
     def stop(signum, frame):
-        hub.close()
+        stream.hub.close()
         if callable(previous):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, stop)
 
-    keepers: set[int] = set()
+    idle: list = []  # connected DatabaseWrappers that no request is using
     lock = threading.Lock()
 
-    def limit_connections(**kwargs):
-        me = threading.get_ident()
+    def borrow(**kwargs):
+        if connections[DEFAULT_DB_ALIAS].connection is not None:
+            return
         with lock:
-            if me in keepers:
-                return
-            if len(keepers) < API_THREADS:
-                keepers.add(me)
-                return
-        connections.close_all()
+            wrapper = idle.pop() if idle else None
+        if wrapper is None:
+            return
+        wrapper.dec_thread_sharing()
+        wrapper._thread_ident = threading.get_ident()  # its owner now (Django's validate_thread_sharing)
+        connections[DEFAULT_DB_ALIAS] = wrapper
+        wrapper.close_if_unusable_or_obsolete()
 
-    request_finished.connect(limit_connections, weak=False, dispatch_uid="orders.gunicorn_conf.limit_connections")
+    def give_back(**kwargs):
+        wrapper = connections[DEFAULT_DB_ALIAS]
+        if wrapper.connection is None or wrapper.in_atomic_block:
+            return
+        with lock:
+            keep = len(idle) < API_THREADS
+            if keep:
+                wrapper.inc_thread_sharing()
+                idle.append(wrapper)
+        if keep:
+            del connections[DEFAULT_DB_ALIAS]  # this thread makes a new (unconnected) one when needed
+        else:
+            wrapper.close()
+
+    # After Django's own receivers (connected when django.db was imported), which close
+    # a connection that is too old or broken.
+    request_started.connect(borrow, weak=False, dispatch_uid="orders.gunicorn_conf.borrow")
+    request_finished.connect(give_back, weak=False, dispatch_uid="orders.gunicorn_conf.give_back")
+    stream.release_connection = give_back

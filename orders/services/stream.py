@@ -140,6 +140,13 @@ def head_id() -> int:
     return last or 0
 
 
+def release_connection() -> None:
+    """Let this thread's database connection go before a stream starts waiting. Closes
+    it; under `serve`, orders.gunicorn_conf makes it go back to the process's idle
+    connections instead."""
+    connection.close()
+
+
 def max_streams() -> int:
     return settings.ORDER_SCHEDULER["STREAMS_PER_WORKER"]
 
@@ -365,7 +372,7 @@ def _frames(subscription: Subscription, *, horizon: int, scope: Scope, since: in
                     after = events[-1]["id"]
         # The stream holds no database connection while it waits (200 streams must
         # not take 200 connections from PostgreSQL); the hub's thread reads for it.
-        connection.close()
+        release_connection()
         yield _frame(event="ready", event_id=position, data={"last_event_id": position})
         last_write = time.monotonic()
         while True:
