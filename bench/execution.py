@@ -546,7 +546,8 @@ def throughput_run(fake: FakeOKX, accounts: list[str], per_account: int, meter: 
     statuses = set(orders.values_list("status", flat=True))
     if statuses != {OrderStatus.SUCCESS}:
         raise SystemExit(f"orders ended {statuses}, expected only success")
-    ids = [item.get("clOrdId") for entry in fake.order_requests for item in entry["orders"]]
+    requests = fake.order_requests
+    ids = [item.get("clOrdId") for entry in requests for item in entry["orders"]]
     wanted = set(orders.values_list("client_order_id", flat=True))
     arrived_once = len(ids) == len(set(ids)) and wanted <= set(ids)
     keys = {creds(a)[0] for a in accounts}
@@ -572,6 +573,7 @@ def throughput_run(fake: FakeOKX, accounts: list[str], per_account: int, meter: 
         "one_at_a_time": set(concurrency.values()) == {1} and len(concurrency) == len(accounts),
         "exactly_once": arrived_once,
         "cold": cold_starts(fake) - cold_before,
+        "per_request": len(ids) / max(1, len(requests)),
         "settled": settled,
         "cpu": {k: (v if k.endswith("%") else v * 1000 / len(pks)) for k, v in cpu.items()},
     }
@@ -594,7 +596,7 @@ def throughput_table(fake, meter, counts, workers, per_account, rounds, warmup_r
     print(f"\nthroughput, Q_WORKERS={workers}, {LATENCY * 1000:.0f} ms on POST trade/batch-orders, "
           f"{per_account} orders per account, median of {rounds} runs{label}")  # fmt: skip
     print(f"  {'accounts':>8s} {'ideal/s':>8s} {'orders/s':>9s} {'ratio':>6s} {'runs orders/s':>22s} "
-          f"{'cold':>5s} {'max in flight':>13s} {'once':>5s} {'warm-up':>7s} {'fills +s':>8s}")  # fmt: skip
+          f"{'cold':>5s} {'max in flight':>13s} {'once':>5s} {'warm-up':>7s} {'fills +s':>8s} {'orders/req':>10s}")  # fmt: skip
     for count in counts:
         accounts = account_ids(count)
         warmed = warm_up(fake, accounts, rounds=warmup_rounds)
@@ -606,12 +608,14 @@ def throughput_table(fake, meter, counts, workers, per_account, rounds, warmup_r
             "runs": [r["rate"] for r in runs], "cold": sum(r["cold"] for r in runs),
             "settled": statistics.median(r["settled"] for r in runs),
             "max_in_flight": max(r["max_in_flight"] for r in runs),
+            "per_request": statistics.median(r["per_request"] for r in runs),
             "ok": all(r["one_at_a_time"] and r["exactly_once"] for r in runs),
         }  # fmt: skip
         rows.append(row)
         runs_text = " ".join(f"{r:.0f}" for r in row["runs"])
         print(f"  {count:8d} {ideal:8.0f} {rate:9.1f} {row['ratio']:6.2f} {runs_text:>22s} {row['cold']:5d} "
-              f"{row['max_in_flight']:13d} {'yes' if row['ok'] else 'NO':>5s} {warmed:7d} {row['settled']:8.1f}", flush=True)  # fmt: skip
+              f"{row['max_in_flight']:13d} {'yes' if row['ok'] else 'NO':>5s} {warmed:7d} {row['settled']:8.1f} "
+              f"{row['per_request']:10.1f}", flush=True)  # fmt: skip
         cpu = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]["cpu"]
         print("           CPU ms per order: " + ", ".join(
             f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if not k.endswith("%")
@@ -641,6 +645,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="throughput runs per point (median printed)")
     parser.add_argument("--warmup-rounds", type=int, default=80, help="at most, per point")
     parser.add_argument("--sweep-workers", default="4,8,16", help="extra Q_WORKERS values run at the largest count")
+    parser.add_argument("--batch-size", type=int, help="ORDER_SCHEDULER_BATCH_SIZE (1: one order per request)")
     parser.add_argument("--skip-dispatch", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
@@ -664,6 +669,8 @@ def main() -> None:
         workdir / "bench.sqlite3", **backend.env, **secrets,
         ORDER_SCHEDULER_ACCOUNTS_FILE=accounts_file, SECRET_KEY="bench-" + uuid.uuid4().hex * 2,
     )  # fmt: skip
+    if args.batch_size:
+        env["ORDER_SCHEDULER_BATCH_SIZE"] = str(args.batch_size)
     os.environ.update(env)
     import django
 

@@ -65,7 +65,9 @@ def main() -> None:
 
     bare, submit = median(rows["bare"]), median(rows["submit"])
     print()
-    print(f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn 2 workers x 4 threads, {args.clients} keep-alive clients")
+    print(
+        f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn 2 workers x 4 threads, {args.clients} keep-alive clients"
+    )
     print(f"{'endpoint':28s} {'median req/s':>12s} {'p50 ms':>8s} {'p95 ms':>8s}")
     for name, label, rate in [("bare", "bare Django insert (ceiling)", bare), ("submit", "POST submit", submit)]:
         lat = latencies[name]

@@ -81,22 +81,37 @@ def test_it_reports_a_lease_lost_to_another_holder(accounts, settings, monkeypat
     assert Account.objects.get(pk="account_main").lease_owner == "someone-else"
 
 
-def test_it_executes_a_queued_order_in_eight_queries(accounts, settings):
-    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "LEASE_SECONDS": 60}
+def drain_queries(count: int, settings, **options) -> list[str]:
+    """The statements one drain of `count` queued orders costs (the paper venue's own
+    book left out), with the adapter warm."""
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "LEASE_SECONDS": 60, **options}
     submit()
-    drain.drain_account(account_id="account_main")  # the adapter, warm
-    submit(count=20)
-
+    drain.drain_account(account_id="account_main")
+    submit(count=count)
     with CaptureQueriesContext(connection) as queries:
-        assert drain.drain_account(account_id="account_main") == 20
-
-    ours = [q["sql"] for q in queries if "orders_paperorder" not in q["sql"] and q["sql"].split()[0] in
+        assert drain.drain_account(account_id="account_main") == count
+    assert Order.objects.filter(status=OrderStatus.SUCCESS).count() == count + 1
+    return [q["sql"] for q in queries if "orders_paperorder" not in q["sql"] and q["sql"].split()[0] in
             ("SELECT", "UPDATE", "INSERT", "DELETE")]  # fmt: skip
+
+
+def test_it_executes_orders_one_per_request_in_eight_statements_each(accounts, settings):
+    ours = drain_queries(20, settings, BATCH_SIZE=1)
     # Per order: next order (with the pause checks), claim and its event, the deadline
-    # (with the lease check), finish and its event, its journal line marked written,
-    # last success. Per drain: lease, account, in-flight, housekeeping, etc.
+    # (with the lease check) in the claim's transaction, finish and its event with the
+    # account's last success, the journal marks of the order before. Per drain: lease,
+    # account, in-flight, housekeeping, etc.
     assert len(ours) <= 8 * 20 + 12, "\n".join(ours)
-    assert Order.objects.filter(status=OrderStatus.SUCCESS).count() == 21
+
+
+def test_it_executes_a_batch_of_twenty_in_a_few_statements(accounts, settings):
+    ours = drain_queries(20, settings)
+    book = dict(PaperOrder.objects.values_list("client_order_id", "exchange_order_id"))
+    assert all(book[o.client_order_id] == o.order_id for o in Order.objects.all())  # each its own id
+    # Next orders, claim (update, read back, events), deadline, finish (locked read,
+    # update, events, last success), journal marks; plus the drain's own (lease,
+    # account, in-flight, housekeeping): a few statements, not a few per order.
+    assert len(ours) <= 20, "\n".join(ours)
 
 
 def test_it_never_sends_an_order_that_expired_while_queued(accounts):
@@ -215,3 +230,15 @@ def test_it_lets_the_lease_run_out_when_interrupted_mid_send(accounts, monkeypat
     assert account.lease_owner and account.lease_until > timezone.now()  # not released
     order.refresh_from_db()
     assert (order.status, order.sent) == (OrderStatus.PROCESSING, True) and order.deadline_at is not None
+
+
+def test_it_sends_a_portfolio_margin_batch_refused_as_a_whole_again_order_by_order(accounts):
+    Account.objects.filter(pk="account_spot").update(options={"max_amount": 1, "portfolio_margin": True})
+    orders = submit(count=3, account="account_spot", symbol="BTC/USDT", amount=Decimal("2"))  # each over the limit
+
+    drain.drain_account(account_id="account_spot")
+
+    for order in Order.objects.filter(pk__in=[o.pk for o in orders]):
+        # Refused as a batch first (nothing placed), then each alone: its own verdict.
+        assert (order.status, order.error_code, order.attempts) == (OrderStatus.FAILED, "paper_insufficient_funds", 2)
+    assert not PaperOrder.objects.exists()

@@ -674,3 +674,40 @@ def test_the_fake_takes_a_form_body_and_refuses_a_wrong_token(fake):
     assert (post(fake.token), post(fake.token + "x")) == (200, 401)
     [message] = fake.messages
     assert (message.chat_id, message.plain, message.disable_notification) == (CHAT_ID, "a & b", False)
+
+
+def settled_order(accounts, state: str, filled: str):
+    from orders.services import transitions
+    from orders.services.submit import order_submit
+
+    item = {"account_id": "account_main", "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "limit",
+            "amount": Decimal("0.002"), "price": Decimal("60000")}  # fmt: skip
+    order = order_submit(items=[item]).orders[0]
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.SUCCESS, exchange_state="open", order_id="77")
+    order.refresh_from_db()
+    transitions.exchange_update(
+        order, actor=transitions.WORKER, details={}, exchange_state=state, filled_amount=Decimal(filled),
+        average_price=Decimal("60000"), fee=Decimal("0.03"), fee_currency="USDT",
+    )  # fmt: skip
+    return order
+
+
+def test_it_tells_of_fills_only_when_asked(telegram, settings, accounts):
+    settled_order(accounts, "filled", "0.002")
+    assert not Notification.objects.filter(event="order_filled").exists()  # off by default
+
+    set_level(settings, "order_filled", "on")
+    settled_order(accounts, "filled", "0.002")
+
+    [row] = Notification.objects.filter(event="order_filled")
+    assert "Order filled" in row.text and "Filled 0.002 at 60000" in row.text and "fee 0.03 USDT" in row.text
+
+
+def test_it_tells_of_an_exchange_cancel(telegram, settings, accounts):
+    partly = settled_order(accounts, "cancelled", "0.001")  # cancelled by OKX after a partial fill
+    unfilled = settled_order(accounts, "cancelled", "0")  # cancelled with nothing filled: fails
+
+    [row] = Notification.objects.filter(event="order_exchange_cancelled")
+    assert "Order cancelled by the exchange" in row.text and partly.request_id in row.text
+    failed = Notification.objects.get(event="order_failed")
+    assert unfilled.request_id in failed.text and "exchange_cancelled" in failed.text

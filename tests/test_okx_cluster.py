@@ -141,7 +141,7 @@ def test_it_succeeds_through_a_burst_with_30_percent_rate_limit_answers(okx, api
 
     orders = final(ids, timeout=90)
 
-    assert fault.fired >= 5
+    assert fault.fired >= 1  # requests carry up to 20 orders now: fewer requests to refuse
     assert {o.status for o in orders.values()} == {OrderStatus.SUCCESS}
     # Fill details follow from the tracker, beside the drainer.
     wait_for(

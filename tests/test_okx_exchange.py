@@ -8,6 +8,7 @@ import pytest
 from orders.exchanges.base import (
     AccountError,
     AmbiguousError,
+    Execution,
     FinalError,
     NotPlacedError,
     OrderTicket,
@@ -416,3 +417,19 @@ def test_it_measures_the_clock_again_after_a_timestamp_refusal(fake, creds):
 
     place(exchange, ticket(), budget_ms=3000)
     assert fake.order_requests[-1]["outcome"] == "accepted"
+
+
+def test_it_reads_back_pages_of_order_history_for_many_orders(fake, creds):
+    exchange = make_exchange(fake)
+    tickets = [ticket(n, leverage=None) for n in range(1, 231)]
+    for start in range(0, len(tickets), 20):
+        assert all(isinstance(r, Execution) for r in exchange.place_orders(
+            tickets[start : start + 20], deadline_ms=exchange.exchange_time_ms() + 5000))  # fmt: skip
+    fake.reset_stats()
+
+    found = exchange.fetch_orders(tickets[:100])  # the oldest 100 of 230: three pages back
+
+    assert set(found) == {t.client_order_id for t in tickets[:100]}
+    lookups = [r for r in fake.requests_log if r["path"] == "trade/order"]
+    history = [r for r in fake.requests_log if r["path"] == "trade/orders-history"]
+    assert lookups == [] and len(history) <= 4

@@ -37,6 +37,7 @@ from orders.exchanges.base import (
     ExchangeError,
     Execution,
     FinalError,
+    NotPlacedError,
     RetryableError,
 )
 from orders.models import Account, Control, Order, OrderStatus
@@ -148,6 +149,7 @@ class _Drain:
     lease: Lease
     stop_at: float
     size: int = 1
+    portfolio_margin: bool = False
     taken: int = 0
     unclear: dict = field(default_factory=dict)  # order pk -> sends that came back unclear
 
@@ -159,6 +161,7 @@ def _drain_leased(*, lease: Lease, stop_at: float) -> int:
     exchange = get_exchange(account)
     lease.size_for(exchange)
     drain = _Drain(account, exchange, lease, stop_at, size=batch_size(account, exchange))
+    drain.portfolio_margin = bool((account.options or {}).get("portfolio_margin"))
     try:
         # First whatever a previous holder left in flight: it must be settled before
         # the next order of this account may be sent.
@@ -219,8 +222,7 @@ def _next_orders(*, account_id: str, limit: int) -> list[Order]:
     )
     batch, leverage = [], {}
     for order in queued:
-        key = (order.symbol, order.margin_mode, order.side if order.reduce_only else "")
-        if leverage.setdefault(key, order.leverage) != order.leverage:
+        if leverage.setdefault((order.symbol, order.margin_mode), order.leverage) != order.leverage:
             break
         batch.append(order)
     return batch
@@ -264,11 +266,13 @@ def _carry(drain: _Drain, orders: list[Order]) -> None:
         if sent:
             # A request of them may have reached the exchange: find out before anything.
             found = _look_up(drain, sent)
-            if found is None:
-                lookup_failures += 1
+            if not isinstance(found, dict):
+                # An unreachable exchange only holds the orders (the account is
+                # degraded); other failures leave them to an operator after a while.
+                lookup_failures += found != "outage"
                 if lookup_failures >= LOOKUP_FAILURES:
                     _give_up(drain, sent, f"the look-ups kept failing ({sent[0].error_message})")
-                _pause(drain, backoff(lookup_failures - 1))
+                _pause(drain, backoff(min(lookup_failures, 5)))
                 continue
             placed = [(order, found[order.pk].execution) for order in sent if found[order.pk].execution]
             _record_placed(drain, placed)
@@ -303,7 +307,8 @@ def _carry(drain: _Drain, orders: list[Order]) -> None:
             )
             if not moved:
                 pending.remove(order)  # an operator settled it meanwhile
-        _send(drain, pending, claim=False)
+        for start in range(0, len(pending), drain.size):
+            _send(drain, pending[start : start + drain.size], claim=False)
         refused = [order for order in pending if order.status == OrderStatus.PROCESSING and not order.sent]
         pending = [order for order in pending if order.status in OrderStatus.in_flight()]
         if refused:
@@ -389,6 +394,12 @@ def _one(exchange: Exchange, ticket, deadline_ms: int):
 
 def _record_results(drain: _Drain, orders: list[Order], results: list, was_sent: dict) -> None:
     pairs = list(zip(orders, results, strict=True))
+    if len(orders) > 1 and drain.portfolio_margin and all(type(result) is FinalError for result in results):
+        # A portfolio-margin account takes a batch all or nothing: one refused member
+        # refuses them all. Nothing was placed; each is sent again alone for its own verdict.
+        drain.size = 1
+        results = [NotPlacedError(f"Batch refused as a whole: {results[0].message}", code="batch") for _ in orders]
+        pairs = list(zip(orders, results, strict=True))
     _record_placed(drain, [(order, result) for order, result in pairs if isinstance(result, Execution)])
     for order, result in pairs:
         if isinstance(result, RetryableError):
@@ -426,13 +437,15 @@ def _wait_for_budget(drain: _Drain, orders: list[Order]) -> None:
         time.sleep(wait)
 
 
-def _look_up(drain: _Drain, orders: list[Order]) -> dict | None:
-    """reconcile.look_up_many, or None when the look-up itself failed (noted on the
-    orders; an unreachable exchange degrades the account)."""
+def _look_up(drain: _Drain, orders: list[Order]) -> dict | str:
+    """reconcile.look_up_many; when the look-up itself failed, "outage" (the exchange
+    cannot be reached: the account is degraded) or "failed", noted on the orders."""
+    outcome = "failed"
     try:
         return reconcile.look_up_many(orders, drain.exchange)
     except ExchangeError as exc:
-        if exc.code in OUTAGE_CODES or isinstance(exc, (RetryableError, AmbiguousError)):
+        if exc.code in OUTAGE_CODES:
+            outcome = "outage"
             transitions.degrade_account(account_id=drain.account.pk, reason=f"Look-ups fail: {exc.message}")
         note = f"look-up failed: {exc.code} {exc.message}".strip()
     except Exception as exc:
@@ -441,7 +454,7 @@ def _look_up(drain: _Drain, orders: list[Order]) -> dict | None:
     Order.objects.filter(pk__in=[order.pk for order in orders]).update(error_message=note)
     for order in orders:
         order.error_message = note
-    return None
+    return outcome
 
 
 def _refused(drain: _Drain, orders: list[Order], exc: ExchangeError) -> None:

@@ -266,6 +266,16 @@ _S_ERR = {  # per-item (sCode) messages
 #:  market_canceled    placement only: market orders of the request are accepted and
 #:                     end ``canceled`` with nothing filled (OKX cancels a market/IOC
 #:                     order that cannot fill).
+#: OKX v5's placement limits, per API key (sub-account) over a sliding window: Place
+#: order requests per instrument, orders of Place multiple orders per instrument (a
+#: one-order batch counts as Place order), and new orders per sub-account (50061).
+RATE_LIMITS = {
+    "place_per_instrument": 60,
+    "batch_orders_per_instrument": 300,
+    "orders_per_key": 1000,
+    "window_ms": 2000,
+}
+
 FAULT_KINDS = (
     "latency",
     "rate_limit",
@@ -490,8 +500,17 @@ class FakeOKX:
         max_clock_skew: float = 30.0,
         clock_offset_ms: int = 0,
         host: str = "127.0.0.1",
+        rate_limits: dict | bool = True,
     ):
         self.demo = demo
+        # OKX's published placement limits (see RATE_LIMITS); False turns them off.
+        self.rate_limits = (
+            dict(RATE_LIMITS, **rate_limits)
+            if isinstance(rate_limits, dict)
+            else (dict(RATE_LIMITS) if rate_limits else None)
+        )
+        self._rate_windows: dict[tuple, list] = {}
+        self._refused_cl: dict[str, str] = {}
         self.max_clock_skew = float(max_clock_skew)
         self._clock_offset_ms = int(clock_offset_ms)
         self._host = host
@@ -1637,6 +1656,10 @@ class FakeOKX:
         if len(items) > 20:
             self._log_outcome(log, "rejected:51000", [])
             return _err("51000", "orders")
+        limited = self._rate_limited(req.api_key, items)
+        if limited:
+            self._log_outcome(log, f"rate_limited:{limited}", [])
+            return _err(limited)
         results = []
         now = str(self.now_ms())
         # OKX: a clOrdId must be unique among pending orders "and the current request".
@@ -1647,6 +1670,9 @@ class FakeOKX:
                 ord_id = ""
             elif cl_ids[n] and cl_ids[n] in cl_ids[:n]:
                 code, msg = _s_err("51016")
+                ord_id = ""
+            elif cl_ids[n] in self._refused_cl:
+                code, msg = _s_err(self._refused_cl[cl_ids[n]])
                 ord_id = ""
             else:
                 code, msg, ord_id = self._place_one(
@@ -1685,6 +1711,36 @@ class FakeOKX:
                 "outTime": now + "000",
             },
         )
+
+    def refuse_orders(self, cl_ord_ids, code: str = "51008") -> None:
+        """Orders with these clOrdIds are refused with `code` (per order, e.g. 51008
+        insufficient balance), the other members of their batch placed as usual."""
+        with self._lock:
+            self._refused_cl.update({str(cl): code for cl in cl_ord_ids})
+
+    def _rate_limited(self, api_key: str, items: list) -> str:
+        """ "50011" or "50061" when this placement request exceeds OKX's limits (nothing
+        is placed then), else "" (and the request is counted)."""
+        if self.rate_limits is None:
+            return ""
+        limits, now = self.rate_limits, self.now_ms()
+        kind = "batch_orders_per_instrument" if len(items) > 1 else "place_per_instrument"
+        wanted: dict[tuple, int] = {}
+        for item in items:
+            key = (api_key, kind, str(item.get("instId")))
+            wanted[key] = 1 if kind == "place_per_instrument" else wanted.get(key, 0) + 1
+        wanted[(api_key, "orders_per_key", "")] = len(items)
+        with self._lock:
+            for key in wanted:
+                window = self._rate_windows.setdefault(key, [])
+                window[:] = [(t, n) for t, n in window if t > now - limits["window_ms"]]
+            for key, count in wanted.items():
+                used = sum(n for _, n in self._rate_windows[key])
+                if used + count > limits[key[1]]:
+                    return "50061" if key[1] == "orders_per_key" else "50011"
+            for key, count in wanted.items():
+                self._rate_windows[key].append((now, count))
+        return ""
 
     def _log_outcome(self, log, outcome, codes):
         if log is not None:
@@ -1985,6 +2041,8 @@ class FakeOKX:
                 and (not q.get("instType") or o["instType"] == q["instType"])
                 and (not q.get("instId") or o["instId"] == q["instId"])
                 and (not q.get("ordType") or o["ordType"] in q["ordType"].split(","))
+                # OKX pages by ordId: `after` = records earlier than that order
+                and (not q.get("after") or int(o["ordId"]) < int(q["after"]))
             ]
         data.sort(key=lambda o: int(o["ordId"]), reverse=True)
         return _ok(data[:limit])

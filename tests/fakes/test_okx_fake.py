@@ -729,3 +729,42 @@ def test_wait_for_gives_up_after_its_timeout(fake):
     assert fake.wait_for(lambda: False, timeout=0.1) is False
     with pytest.raises(TimeoutError):
         fake.wait_for_request(outcome="accepted", timeout=0.1)
+
+
+def test_it_refuses_placements_past_okxs_rate_limits(fake, ex):
+    placed = 0
+    with pytest.raises(ccxt.RateLimitExceeded):
+        for n in range(61):  # 60 Place order requests per 2 s per instrument
+            ex.create_order("BTC/USDT:USDT", "market", "buy", 0.1, None, {"clientOrderId": f"rl{n}", "tdMode": "cross"})
+            placed += 1
+    assert placed == 60
+    assert fake.order_requests[-1]["outcome"] == "rate_limited:50011"
+    # A batch counts its orders against its own, larger budget.
+    batch = [{"symbol": "BTC/USDT:USDT", "type": "market", "side": "buy", "amount": 0.1,
+              "params": {"clientOrderId": f"rb{n}", "tdMode": "cross"}} for n in range(20)]  # fmt: skip
+    assert len(ex.create_orders(batch)) == 20
+
+
+def test_it_counts_every_order_of_a_key_against_the_sub_account_limit():
+    with FakeOKX(accounts={KEY: (SECRET, PASS)}, demo=True, rate_limits={"orders_per_key": 25}) as fake:
+        ex = make_client(fake)
+        ex.load_markets()
+        batch = [{"symbol": "BTC/USDT:USDT", "type": "market", "side": "buy", "amount": 0.1,
+                  "params": {"clientOrderId": f"sa{n}", "tdMode": "cross"}} for n in range(20)]  # fmt: skip
+        ex.create_orders(batch)
+        with pytest.raises(ccxt.ExchangeError):
+            ex.create_orders([{**o, "params": {**o["params"], "clientOrderId": o["params"]["clientOrderId"] + "x"}}
+                              for o in batch[:10]])  # fmt: skip
+        assert fake.order_requests[-1]["outcome"] == "rate_limited:50061"
+        assert len(fake.orders()) == 20
+
+
+def test_it_refuses_chosen_members_of_a_batch_and_places_the_others(fake, ex):
+    fake.refuse_orders({"pick2"}, code="51008")
+    batch = [{"symbol": "BTC/USDT:USDT", "type": "market", "side": "buy", "amount": 0.1,
+              "params": {"clientOrderId": f"pick{n}", "tdMode": "cross"}} for n in range(1, 4)]  # fmt: skip
+
+    ex.create_orders(batch)
+
+    assert fake.order_requests[-1]["codes"] == ["0", "51008", "0"]
+    assert sorted(o["clOrdId"] for o in fake.orders()) == ["pick1", "pick3"]
