@@ -245,3 +245,42 @@ def test_it_ends_every_stream_when_the_server_stops(live_server, accounts, token
     with pytest.raises(AssertionError, match="ended"):
         client.next()
     assert stream.hub.streams == 0
+
+
+def test_it_never_passes_an_event_still_being_committed(live_server, accounts, token):
+    """Ids are taken at insert: on PostgreSQL a later id can commit first. The stream
+    holds back what follows a hole until the transaction that took it ends, so events
+    still arrive in id order, none skipped (on SQLite the second writer simply waits)."""
+    from django.db import connection, transaction
+
+    client = Events(live_server.url, token=token, params={"heartbeat": "1"})
+    client.until("ready")
+    first_written, release = threading.Event(), threading.Event()
+    ids_taken = {}
+
+    def slow_writer():
+        with transaction.atomic():
+            ids_taken["slow"] = event(kind="trading_paused", account="", actor="operator").id
+            first_written.set()
+            release.wait(20)
+        connection.close()
+
+    def quick_writer():
+        ids_taken["quick"] = event(kind="trading_resumed", account="", actor="operator").id
+        connection.close()
+
+    slow = threading.Thread(target=slow_writer)
+    slow.start()
+    first_written.wait(10)
+    quick = threading.Thread(target=quick_writer)
+    quick.start()
+    quick.join(timeout=2)  # PostgreSQL commits it now; SQLite makes it wait for the slow one
+
+    beat = client.next()  # a second with nothing to send: the slow event is not out yet
+    release.set()
+    slow.join(10)
+    quick.join(20)
+    got = client.messages(2)
+    client.close()
+    assert beat["event"] == "heartbeat" and beat["id"] < ids_taken["slow"]
+    assert ids(got) == sorted(ids_taken.values()) == [ids_taken["slow"], ids_taken["quick"]]
