@@ -6,7 +6,7 @@ orders by raw executemany in one transaction, then runs the export command under
 by two statuses (a sorted read), and prints the peak resident set size and the elapsed
 time of each. Equal peaks show that memory does not grow with the number of rows.
 
-    python bench/export.py [--rows 1000000] [--keep]
+    python bench/export.py [--rows 1000000] [--keep] [--format jsonl|csv|xlsx]
 """
 
 import argparse
@@ -85,6 +85,7 @@ def rows(count: int):
             sql_time(created + timedelta(milliseconds=250)),
             None,
             ACCOUNTS[i % 4],
+            1,  # sent: every one of these orders reached the exchange
         )
 
 
@@ -100,20 +101,24 @@ def fill(count: int) -> float:
             "INSERT INTO orders_order (request_id, client_order_id, payload_hash, symbol, side, order_type,"
             " amount, amount_unit, price, leverage, margin_mode, reduce_only, strategy_name, priority, status,"
             " order_id, exchange_state, filled_amount, average_price, fee, fee_currency, error_code,"
-            " error_message, attempts, created_at, started_at, finished_at, expires_at, account_id)"
-            " VALUES (" + ", ".join(["?"] * 29) + ")",
+            " error_message, attempts, created_at, started_at, finished_at, expires_at, account_id, sent)"
+            " VALUES (" + ", ".join(["?"] * 30) + ")",
             rows(count),
         )
     db.close()
     return time.monotonic() - started
 
 
-def timed_export(*args: str) -> tuple[int, str, str]:
-    result = manage("export_orders", "--output", str(OUT_PATH), *args, timed=True)
+def timed_export(*args: str, format: str = "jsonl") -> tuple[int, str, str]:
+    out = OUT_PATH.with_suffix(f".{format}")
+    result = manage("export_orders", "--output", str(out), "--format", format, *args, timed=True)
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
     elapsed = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", result.stderr).group(1)
-    lines = sum(1 for _ in OUT_PATH.open("rb"))
-    return peak, elapsed, f"{lines:,} lines, {OUT_PATH.stat().st_size / 1e6:,.0f} MB"
+    size = f"{out.stat().st_size / 1e6:,.0f} MB"
+    if format == "xlsx":
+        return peak, elapsed, size
+    lines = sum(1 for _ in out.open("rb"))
+    return peak, elapsed, f"{lines:,} lines, {size}"
 
 
 def main() -> None:
@@ -121,6 +126,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=100_000, help="rows of the second, smaller export")
     parser.add_argument("--keep", action="store_true", help="keep the database and the export file")
+    parser.add_argument("--format", choices=("jsonl", "csv", "xlsx"), default="jsonl", help="export_orders --format")
     options = parser.parse_args()
     if not Path("/usr/bin/time").exists():
         sys.exit("/usr/bin/time is missing: apt-get install time")
@@ -137,10 +143,10 @@ def main() -> None:
         (f"{options.rows:,} rows, --status success,failed", ("--status", "success,failed")),
     )
     for label, args in runs:
-        peak, elapsed, produced = timed_export(*args)
+        peak, elapsed, produced = timed_export(*args, format=options.format)
         print(f"export {label}: peak RSS {peak / 1024:,.1f} MiB, elapsed {elapsed} ({produced})")
     if not options.keep:
-        OUT_PATH.unlink(missing_ok=True)
+        OUT_PATH.with_suffix(f".{options.format}").unlink(missing_ok=True)
         for path in DB_PATH.parent.glob(DB_PATH.name + "*"):
             path.unlink()
 

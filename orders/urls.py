@@ -14,7 +14,9 @@ urlpatterns = [
     path("api/order-scheduler/status", views.StatusView.as_view(), name="api-status"),
     path("api/order-scheduler/orders", views.OrdersView.as_view(), name="api-orders"),
     path("api/order-scheduler/orders.csv", views.OrdersCsvView.as_view(), name="api-orders-csv"),
+    path("api/order-scheduler/orders.xlsx", views.OrdersXlsxView.as_view(), name="api-orders-xlsx"),
     path("api/order-scheduler/orders/<str:request_id>", views.OrderDetailView.as_view(), name="api-order"),
+    path("api/order-scheduler/events", views.EventsView.as_view(), name="api-events"),
     path("api/order-scheduler/stats", views.StatsView.as_view(), name="api-stats"),
     path(
         "api/order-scheduler/orders/<str:request_id>/cancel",

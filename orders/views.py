@@ -20,7 +20,7 @@ from orders.api.serializers import OrdersQuerySerializer
 from orders.api.views import order_filters
 from orders.models import OrderStatus
 from orders.serializers import OrderSerializer
-from orders.services import access
+from orders.services import access, stream
 from orders.services.tracking import RESTING_STATES  # an order resting on the book can be cancelled
 
 PAGE_SIZE = 100
@@ -140,6 +140,9 @@ def dashboard(request):
         raise PermissionDenied
     allowed = access.allowed_account_ids(user)
     can_trade = access.can_trade(user)
+    # Read before the data below: the script's stream starts after this event, so a
+    # change made while the page was being rendered is pushed, not lost.
+    last_event_id = stream.head_id()
     query = OrdersQuerySerializer(data=request.GET)
     filters = order_filters(request, query)
     page, filter_errors = None, {}
@@ -158,6 +161,8 @@ def dashboard(request):
             "status": reverse("api-status"),
             "orders": reverse("api-orders"),
             "orders_csv": reverse("api-orders-csv"),
+            "orders_xlsx": reverse("api-orders-xlsx"),
+            "events": reverse("api-events"),
             "stats": reverse("api-stats"),
             "submit": reverse("api-submit"),
             "pause": reverse("api-pause"),
@@ -165,7 +170,10 @@ def dashboard(request):
             "login": settings.LOGIN_URL,
         },
         "page_size": PAGE_SIZE,
+        # Polling period while the live stream is down; the stream's heartbeat period.
         "refresh_ms": 5000,
+        "heartbeat_s": 5,
+        "last_event_id": last_event_id,
         "can_trade": can_trade,
         "can_operate": access.can_operate(user),
     }

@@ -225,6 +225,9 @@ ORDER_SCHEDULER = {
     # Today's queue-wait and execution percentiles are taken over the latest this many
     # started orders (all of them on a quieter day); see orders.selectors.durations.
     "DURATION_SAMPLE": env_int("ORDER_SCHEDULER_DURATION_SAMPLE", 2000, minimum=10, maximum=1_000_000),
+    # Open event streams each web process holds (one gunicorn thread each, beside the
+    # API's 4); past it a stream is refused with a 503 (orders.services.stream).
+    "STREAMS_PER_WORKER": env_int("ORDER_SCHEDULER_STREAMS_PER_WORKER", 256, minimum=1, maximum=4096),
 }
 
 

@@ -223,3 +223,14 @@ def _fresh_throttle_counts():
     from django.core.cache import caches
 
     caches["throttle"].clear()
+
+
+@pytest.fixture(autouse=True)
+def _events_tail():
+    """No test leaves the live stream's tail thread behind: it reads the database, which
+    the next test flushes (and pytest-django closes to a test without database access)."""
+    yield
+    from orders.services import stream
+
+    stream.hub.close(wait=5)
+    stream.hub = stream.Hub()

@@ -51,6 +51,8 @@ READS = [
     "/api/order-scheduler/orders",
     "/api/order-scheduler/stats",
     "/api/order-scheduler/orders.csv",
+    "/api/order-scheduler/orders.xlsx",
+    "/api/order-scheduler/events",
     "/api/schema/",
 ]
 
@@ -67,6 +69,8 @@ def test_it_answers_every_read_endpoint_as_the_role_allows(people, who):
     codes["foreign filter"] = client.get("/api/order-scheduler/orders?account=account_poit_main").status_code
     codes["foreign stats"] = client.get("/api/order-scheduler/stats?account=account_poit_main").status_code
     codes["foreign export"] = client.get("/api/order-scheduler/orders.csv?account=account_poit_main").status_code
+    codes["foreign xlsx"] = client.get("/api/order-scheduler/orders.xlsx?account=account_poit_main").status_code
+    codes["foreign events"] = client.get("/api/order-scheduler/events?account=account_poit_main").status_code
     codes["healthz"] = client.get("/healthz").status_code
 
     if who == "anonymous":
@@ -75,6 +79,7 @@ def test_it_answers_every_read_endpoint_as_the_role_allows(people, who):
         assert {codes[p] for p in READS} == {200}
         assert (codes["own detail"], codes["foreign detail"]) == (200, 404)
         assert (codes["foreign filter"], codes["foreign stats"], codes["foreign export"]) == (403, 403, 403)
+        assert (codes["foreign xlsx"], codes["foreign events"]) == (403, 403)
     else:
         assert set(codes.values()) == {200}
 

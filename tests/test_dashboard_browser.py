@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import time
 import urllib.request
 from datetime import timedelta
 from decimal import Decimal
@@ -68,15 +69,21 @@ def browser():
 
 
 class Watched:
-    """A page whose console errors, uncaught exceptions and failed requests are kept."""
+    """A page whose console errors, uncaught exceptions and failed requests are kept
+    (the live stream closed on purpose, by a hidden tab, is no failure)."""
 
     def __init__(self, page):
         self.page = page
         self.problems: list[str] = []
         page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        page.on("requestfailed", lambda r: self._failed(r))
         page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
+
+    def _failed(self, request) -> None:
+        if "/api/order-scheduler/events" in request.url and "ERR_ABORTED" in (request.failure or ""):
+            return
+        self.problems.append(f"failed: {request.url} {request.failure}")
 
 
 @pytest.fixture
@@ -447,14 +454,22 @@ def test_it_downloads_a_csv_of_exactly_the_filtered_rows(live_server, context, a
     wait_for_ids(page, expected)
     with page.expect_download() as download:
         page.click("#csv-link")
-    text = Path(download.value.path()).read_text(encoding="utf-8")
+    raw = Path(download.value.path()).read_bytes()
+    with page.expect_download() as workbook:
+        page.click("#xlsx-link")
 
-    rows = list(csv.DictReader(io.StringIO(text)))
+    assert raw.startswith(b"\xef\xbb\xbf")  # for Excel
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert [row["request_id"] for row in rows] == table_ids(page) == expected
     assert {row["status"] for row in rows} == {"failed"} and {row["account_id"] for row in rows} == {"account_main"}
     assert download.value.suggested_filename.startswith("orders-") and download.value.suggested_filename.endswith(
         ".csv"
     )
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(Path(workbook.value.path()).read_bytes()), read_only=True)["orders"]
+    assert [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)] == expected
+    assert workbook.value.suggested_filename.endswith(".xlsx")
     assert watched.problems == []
 
 
@@ -585,3 +600,107 @@ def _answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+# When each order row first showed each status, by the browser's clock (the same clock
+# as the test's: one machine).
+WATCH_ROWS = """() => {
+    window.rowSeen = {};
+    const note = () => {
+        for (const row of document.querySelectorAll('#orders-body tr[data-id]')) {
+            const status = (row.className.match(/row-(\\w+)/) || [])[1];
+            const key = `${row.dataset.id}:${status}`;
+            if (!(key in window.rowSeen)) window.rowSeen[key] = Date.now();
+        }
+    };
+    note();
+    new MutationObserver(note).observe(document.querySelector('#orders-body'), {childList: true, subtree: true, attributes: true});
+}"""
+
+
+def test_it_shows_a_new_order_and_a_status_change_within_half_a_second(live_server, context, accounts):
+    user = user_with_role("tim", "trader")
+    token = Token.objects.create(user=user).key
+    sign_in(context, live_server.url, user)
+    watched = open_dashboard(context, live_server.url)
+    page = watched.page
+    page.wait_for_function("() => document.querySelector('#stream-mode').textContent === 'Live'")
+    page.evaluate(WATCH_ROWS)
+
+    def timed(action, key: str) -> float:
+        started = time.time() * 1000
+        action()
+        page.wait_for_function(f"() => window.rowSeen[{json.dumps(key)}]", timeout=5_000)
+        return page.evaluate(f"() => window.rowSeen[{json.dumps(key)}]") - started
+
+    submitted, changed = [], []
+    for _ in range(7):
+        result = {}
+
+        def submit(result=result):
+            status, body = post_json(
+                f"{live_server.url}/api/order-scheduler/submit",
+                {
+                    "account_id": "account_main",
+                    "symbol": "BTC/USDT:USDT",
+                    "side": "buy",
+                    "order_type": "market",
+                    "amount": 0.002,
+                },
+                token,
+            )
+            assert status == 201
+            result["id"] = body["request_id"]
+
+        # The row's key is known only once submit answers; wait for any new queued row.
+        before = set(page.evaluate("() => Object.keys(window.rowSeen)"))
+        started = time.time() * 1000
+        submit()
+        key = f"{result['id']}:queued"
+        page.wait_for_function(f"() => window.rowSeen[{json.dumps(key)}]", timeout=5_000)
+        assert key not in before
+        submitted.append(page.evaluate(f"() => window.rowSeen[{json.dumps(key)}]") - started)
+
+        cancel = f"{live_server.url}/api/order-scheduler/orders/{result['id']}/cancel"
+        changed.append(timed(lambda cancel=cancel: post_json(cancel, {}, token), f"{result['id']}:cancelled"))
+
+    submitted.sort()
+    changed.sort()
+    print(
+        f"submit -> row: median {submitted[3]:.0f} ms {submitted}; cancel -> status: median {changed[3]:.0f} ms {changed}"
+    )
+    assert submitted[3] <= 500 and changed[3] <= 500
+    assert watched.problems == []
+
+
+def test_it_asks_for_nothing_while_the_stream_is_up_and_idle(live_server, context, accounts):
+    user = user_with_role("ida", "viewer")
+    sign_in(context, live_server.url, user)
+    watched = open_dashboard(context, live_server.url)
+    page = watched.page
+    page.wait_for_function("() => document.querySelector('#stream-mode').textContent === 'Live'")
+    calls: list[str] = []
+    page.on("request", lambda r: "/api/order-scheduler/" in r.url and calls.append(r.url))
+    page.wait_for_timeout(7_000)  # longer than one polling period
+    assert calls == []
+    assert re.match(r"Updated [0-5] s ago", page.locator("#updated").inner_text())  # heartbeats count
+    assert watched.problems == []
+
+
+def test_it_falls_back_to_polling_and_says_so_when_the_stream_drops(live_server, context, accounts):
+    from orders.services import stream
+
+    user = user_with_role("pol", "viewer")
+    sign_in(context, live_server.url, user)
+    watched = open_dashboard(context, live_server.url)
+    page = watched.page
+    page.wait_for_function("() => document.querySelector('#stream-mode').textContent === 'Live'")
+    calls: list[str] = []
+    page.on("request", lambda r: "/order-scheduler/status" in r.url and calls.append(r.url))
+    stream.hub.close()  # the server ends every stream and takes no new one
+    page.wait_for_function("() => document.querySelector('#stream-mode').textContent.startsWith('Polling')")
+    order = make_order(created_at=timezone.now(), status=OrderStatus.QUEUED)
+    page.locator(f'#orders-body tr[data-id="{order.request_id}"]').wait_for(timeout=REFRESH_TIMEOUT_MS)
+    assert calls  # found by polling
+    # The refused stream, and the browser's own console line about it, are expected.
+    assert all("/api/order-scheduler/events" in p or "status of 503" in p for p in watched.problems)

@@ -104,7 +104,10 @@ def test_it_applies_the_filters_and_the_page_of_the_query_string(client, account
     assert row_ids(first) == [o.request_id for o in failed]
     assert 'value="failed" checked' in first.content.decode()
     assert '<option value="account_main" selected>' in first.content.decode()
-    assert 'href="/api/order-scheduler/orders.csv?status=failed&amp;account=account_main"' in first.content.decode()
+    assert (
+        'href="/api/order-scheduler/orders.csv?bom=true&amp;status=failed&amp;account=account_main"'
+        in first.content.decode()
+    )
     assert cursor["orders"] and len(cursor["orders"]) == 3  # the page ignores a limit: it shows 100
 
 
@@ -244,7 +247,11 @@ def test_it_has_a_compiled_chinese_translation_for_every_string(domain):
 
 
 def test_it_has_every_string_of_the_script_in_the_javascript_catalog():
-    script = (BASE_DIR / "static" / "orders" / "dashboard.js").read_text(encoding="utf-8")
+    modules = [
+        BASE_DIR / "static" / "orders" / "dashboard.js",
+        *(BASE_DIR / "static" / "orders" / "dashboard").glob("*.js"),
+    ]
+    script = "\n".join(path.read_text(encoding="utf-8") for path in modules)
     used = set(re.findall(r'gettext\("((?:[^"\\]|\\.)*)"', script))
     entries = po_entries(LOCALE / "djangojs.po")
 

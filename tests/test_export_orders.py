@@ -236,3 +236,48 @@ def test_it_reads_a_datetime_without_offset_as_local_time(accounts, settings):
 
     assert [json.loads(line)["request_id"] for line in lines] == ["at-nine-local"]
     assert json.loads(lines[0])["timestamp"] == "2026-07-01T09:00:00-04:00"
+
+
+def test_it_writes_the_apis_csv_and_an_xlsx_of_the_same_rows(accounts, api, tmp_path):
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    tricky_orders()
+    for n in range(5):
+        make_seed_order(f"ORD_X{n}", strategy_name=["网格", "=1+1"][n % 2], account_id="account_hedge")
+    api_csv = b"".join(
+        api.get("/api/order-scheduler/orders.csv", {"account": "account_hedge", "bom": "1"}).streaming_content
+    )
+
+    lines, _ = export("--format", "csv", "--bom", "--account", "account_hedge")
+    call_command("export_orders", "--format", "csv", "--account", "account_hedge", "-o", str(tmp_path / "o.csv"))
+    out, _ = export("--format", "xlsx", "--account", "account_hedge", "-o", str(tmp_path / "o.xlsx"))
+
+    assert "".join(lines).encode() == api_csv
+    assert (tmp_path / "o.csv").read_bytes() == api_csv.removeprefix(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(api_csv.decode("utf-8-sig"))))
+    assert out == [f"exported {len(rows) - 1} order(s) to {tmp_path / 'o.xlsx'}\n"]
+    book = load_workbook(tmp_path / "o.xlsx", read_only=True)
+    cells = [[as_csv_text(value) for value in row] for row in book["orders"].iter_rows(values_only=True)]
+    assert cells == rows
+    assert len(cells) > 5 and "'=1+1" in {row[rows[0].index("strategy_name")] for row in cells}
+
+
+def as_csv_text(value) -> str:
+    """A workbook cell as the CSV writes it: numbers in full, empty cells empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
+    return str(value)
+
+
+def test_it_refuses_an_xlsx_without_a_file_and_a_bom_outside_csv(accounts):
+    with pytest.raises(CommandError, match="needs --output"):
+        export("--format", "xlsx")
+    with pytest.raises(CommandError, match="--bom applies to --format csv only"):
+        export("--bom")
+    with pytest.raises(CommandError, match="unknown status 'done'"):
+        export("--format", "csv", "--status", "done")

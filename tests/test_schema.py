@@ -20,6 +20,8 @@ ENDPOINTS = {
     "/api/order-scheduler/status": {"get": {"200", "401", "403"}},
     "/api/order-scheduler/orders": {"get": {"200", "400", "401", "403"}},
     "/api/order-scheduler/orders.csv": {"get": {"200", "400", "401", "403"}},
+    "/api/order-scheduler/orders.xlsx": {"get": {"200", "400", "401", "403"}},
+    "/api/order-scheduler/events": {"get": {"200", "400", "401", "403", "503"}},
     "/api/order-scheduler/orders/{request_id}": {"get": {"200", "404", "401", "403"}},
     "/api/order-scheduler/stats": {"get": {"200", "400", "401", "403"}},
     "/api/order-scheduler/orders/{request_id}/cancel": {"post": {"200", "201", "404", "409", "401", "403"}},

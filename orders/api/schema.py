@@ -214,3 +214,19 @@ class ControlResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     message = serializers.CharField()
     status = StatusSerializer()
+
+
+EVENTS_DESCRIPTION = """Server-Sent Events (`text/event-stream`): one frame per order or service event,
+`id: <event id>` and `data: <JSON>` with `id, at, kind, request_id, account_id, strategy_name, symbol,
+side, from_status, to_status, actor, username, reason, details`. Kinds: `created`, `status`, `exchange`
+(exchange state or fills changed; `details` carries them), `account_paused`, `account_resumed`,
+`account_degraded`, `account_recovered`, `trading_paused`, `trading_resumed`, `cluster_up`,
+`cluster_down` (service events have `request_id` null).
+
+Control frames: `event: ready` once the missed events were sent (its id is the resume point);
+`event: heartbeat` every `heartbeat` seconds without other traffic (its id moves the resume point past
+events the filters skipped); `event: reset` when the client is too far behind (re-read the order list,
+then follow from its id); `event: shutdown` when the server stops (reconnect to resume).
+
+Reconnect with the `Last-Event-ID` header (browsers do it themselves) or `since=<id>` to receive exactly
+the events after that id, each once. Same authentication and account scoping as the order list."""

@@ -220,6 +220,14 @@ class OrdersExportQuerySerializer(OrdersQuerySerializer):
     cursor = None
 
 
+class OrdersCsvQuerySerializer(OrdersExportQuerySerializer):
+    bom = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Start the file with a UTF-8 byte order mark (Excel then reads Chinese text right).",
+    )
+
+
 class StatsQuerySerializer(QueryParamsSerializer):
     account = serializers.CharField(required=False, max_length=64, help_text="Only this account's orders.")
     strategy = serializers.CharField(required=False, max_length=64, help_text="Only this strategy's orders.")
@@ -230,6 +238,25 @@ class ControlRequestSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=64, help_text="The account; all trading when omitted."
     )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class EventsQuerySerializer(QueryParamsSerializer):
+    account = serializers.CharField(required=False, max_length=64, help_text="Only this account's events.")
+    strategy = serializers.CharField(required=False, max_length=64, help_text="Only this strategy's order events.")
+    request_id = serializers.CharField(required=False, max_length=64, help_text="Only this order's events.")
+    since = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="Resume after this event id (the Last-Event-ID header, when sent, takes precedence).",
+    )
+    heartbeat = serializers.IntegerField(
+        required=False, default=15, min_value=1, max_value=300, help_text="Seconds between heartbeats (default 15)."
+    )
+
+    def validate_request_id(self, value):
+        if not REQUEST_ID_RE.match(value):
+            raise serializers.ValidationError("1 to 64 letters, digits or _ . : - only.")
+        return value
 
 
 class SettleRequestSerializer(serializers.Serializer):

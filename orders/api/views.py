@@ -1,14 +1,16 @@
 """The REST API: each view parses input, calls one service or selector, renders output."""
 
+import tempfile
 from dataclasses import replace
 
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,6 +21,8 @@ from orders.api.permissions import CanOperate, CanTrade, CanView, SubmitRateThro
 from orders.api.serializers import (
     IDEMPOTENCY_KEY_RE,
     ControlRequestSerializer,
+    EventsQuerySerializer,
+    OrdersCsvQuerySerializer,
     OrdersExportQuerySerializer,
     OrdersQuerySerializer,
     OrderSubmitSerializer,
@@ -29,12 +33,14 @@ from orders.serializers import OrderSerializer
 from orders.services.access import allowed_account_ids, may_use_account
 from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume
-from orders.services.history import orders_csv
+from orders.services.history import ExportTooLarge, orders_csv, orders_xlsx
 from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
 from orders.services.reconcile import SettleError, SettleInvalid, SettleNotFound, order_settle
+from orders.services.stream import Scope, StreamBusy, open_stream
 from orders.services.submit import SubmitError, order_submit
 
 SUBMITTED = "Order submitted to scheduler"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 AUTH_ERRORS = {401: schema.ErrorSerializer, 403: schema.ErrorSerializer}
 
 
@@ -167,10 +173,41 @@ class OrdersCsvView(APIView):
         operation_id="orders_csv",
         summary="Every order matching the filters, as CSV (streamed, newest first)",
         description="Takes the order list's filters (not limit or cursor) and answers with all matching "
-        "orders, one CSV line each, under a header of the order fields' names.",
-        parameters=[OrdersExportQuerySerializer],
+        "orders, one CSV line each, under a header of the order fields' names. `bom=true` starts the file "
+        "with a UTF-8 byte order mark for Excel.",
+        parameters=[OrdersCsvQuerySerializer],
         responses={
             (200, "text/csv"): OpenApiTypes.STR,
+            400: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+    )
+    def get(self, request):
+        query = OrdersCsvQuerySerializer(data=request.query_params)
+        filters = order_filters(request, query)
+        if isinstance(filters, Response):
+            return filters
+        try:
+            lines = orders_csv(filters=filters, bom=query.validated_data["bom"])
+        except selectors.QueryError as exc:
+            return error_response("Invalid query", {exc.field: [exc.message]})
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        return _download(response, "csv")
+
+
+class OrdersXlsxView(APIView):
+    """The order list as an Excel workbook: the CSV's rows, numbers as numbers."""
+
+    permission_classes = [CanView]
+
+    @extend_schema(
+        operation_id="orders_xlsx",
+        summary="Every order matching the filters, as an Excel workbook (newest first)",
+        description="The same filters, access rules, columns, rows and formula guard as orders.csv; "
+        "written in constant memory (openpyxl's write-only mode) and sent when complete.",
+        parameters=[OrdersExportQuerySerializer],
+        responses={
+            (200, XLSX): OpenApiTypes.BINARY,
             400: schema.ErrorSerializer,
             **AUTH_ERRORS,
         },
@@ -180,14 +217,96 @@ class OrdersCsvView(APIView):
         filters = order_filters(request, query)
         if isinstance(filters, Response):
             return filters
+        # A workbook is a zip: complete only at the end. It is built in a temporary file
+        # (constant memory) and streamed from there; the file is gone once closed.
+        out = tempfile.TemporaryFile()
         try:
-            lines = orders_csv(filters=filters)
+            orders_xlsx(filters=filters, out=out)
         except selectors.QueryError as exc:
+            out.close()
             return error_response("Invalid query", {exc.field: [exc.message]})
-        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-        stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.csv"'
-        response["Cache-Control"] = "no-store"
+        except ExportTooLarge as exc:
+            out.close()
+            return error_response("Invalid query", {"non_field_errors": [str(exc)]})
+        out.seek(0)
+        return _download(FileResponse(out, content_type=XLSX), "xlsx")
+
+
+def _download(response, extension: str):
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.{extension}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets a client that accepts only text/event-stream (EventSource) through content
+    negotiation; the stream itself is a StreamingHttpResponse, and an error before it
+    starts is still the API's JSON error."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data)
+
+
+class EventsView(APIView):
+    """The live stream of order and service events (Server-Sent Events)."""
+
+    permission_classes = [CanView]
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        operation_id="events",
+        summary="Live stream of order and service events (Server-Sent Events), with resume",
+        description=schema.EVENTS_DESCRIPTION,
+        parameters=[
+            EventsQuerySerializer,
+            OpenApiParameter(
+                "Last-Event-ID",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                description="Resume after this event id (sent by EventSource when it reconnects).",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            400: schema.ErrorSerializer,
+            503: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+    )
+    def get(self, request):
+        query = EventsQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return error_response("Invalid query", query.errors)
+        data = query.validated_data
+        since = data.get("since")
+        header = request.headers.get("Last-Event-ID", "").strip()
+        if header:
+            if not header.isascii() or not header.isdigit() or len(header) > 19:
+                return error_response("Invalid request", {"Last-Event-ID": ["An event id: a whole number."]})
+            since = int(header)
+        allowed = allowed_account_ids(request.user)
+        if refused := _foreign_account(allowed, data.get("account")):
+            return refused
+        scope = Scope(
+            allowed=None if allowed is None else frozenset(allowed),
+            account=data.get("account"),
+            strategy=data.get("strategy"),
+            request_id=data.get("request_id"),
+        )
+        try:
+            stream = open_stream(scope=scope, since=since, heartbeat=data["heartbeat"])
+        except StreamBusy as exc:
+            response = error_response(f"No stream available: {exc}.", status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+            response["Retry-After"] = "5"
+            return response
+        response = StreamingHttpResponse(stream, content_type="text/event-stream; charset=utf-8")
+        response["Cache-Control"] = "no-cache, no-store"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass each frame on at once
         return response
 
 

@@ -157,39 +157,133 @@ class _Line:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_cell(value) -> str | int:
+def order_table(*, filters: OrderFilters, chunk_size: int = 1000) -> tuple[list[str], Iterator[list]]:
+    """The orders matching `filters` as a table: the API's field names, then one row per
+    order, newest first, exactly the orders (and order) that paging through GET
+    /api/order-scheduler/orders with the same filters shows, with the same values.
+    Every export format (CSV, XLSX) writes these rows, so they share the filters, the
+    access rules (in `filters.accounts`) and the formula-injection guard.
+
+    Cells are strings, ints or floats (None is ""); text that a spreadsheet would run as
+    a formula is quoted with '. Rows are read a keyset page at a time
+    (orders.selectors.history_rows) and formatted without a serializer per order, so an
+    export of any size runs in constant memory. The filters are checked when this is
+    called: a search matching too many orders raises orders.selectors.QueryError before
+    any row is produced."""
+    columns, record = _record_plan()
+    rows = history_rows(filters=filters, columns=columns, chunk_size=chunk_size)
+    header = list(OrderSerializer().fields)
+
+    def table() -> Iterator[list]:
+        for values in rows:
+            data = record(values)
+            yield [_cell(data[name]) for name in header]
+
+    return header, table()
+
+
+def _cell(value) -> str | int | float:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):  # order_record's numbers, written out in full (no 1e-07)
-        return str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
 
 
-def orders_csv(*, filters: OrderFilters, chunk_size: int = 1000) -> Iterator[str]:
-    """The orders matching `filters` as CSV text: a header of the API's field names, then
-    one line per order, newest first, exactly the orders (and order) that paging through
-    GET /api/order-scheduler/orders with the same filters shows, with the same values.
+def _csv_text(value) -> str | int:
+    if isinstance(value, float):  # order_record's numbers, written out in full (no 1e-07)
+        return str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
+    return value
 
-    Rows are read a keyset page at a time (orders.selectors.history_rows) and formatted
-    without a serializer per order, so an export of any size runs in constant memory.
-    The filters are checked when this is called: a search matching too many orders
-    raises orders.selectors.QueryError before any line is produced."""
-    columns, record = _record_plan()
-    rows = history_rows(filters=filters, columns=columns, chunk_size=chunk_size)
-    header = list(OrderSerializer().fields)
+
+UTF8_BOM = "\ufeff"
+
+
+def orders_csv(*, filters: OrderFilters, bom: bool = False, chunk_size: int = 1000) -> Iterator[str]:
+    """The order table (order_table) as CSV text, a line at a time. `bom` starts it with
+    a UTF-8 byte order mark, which Excel needs to read the file as UTF-8 (Chinese
+    strategy names) rather than the local code page."""
+    header, rows = order_table(filters=filters, chunk_size=chunk_size)
 
     def lines() -> Iterator[str]:
         writer = csv.writer(_Line(), lineterminator="\r\n")
-        yield writer.writerow(header)
-        for values in rows:
-            data = record(values)
-            yield writer.writerow([_csv_cell(data[name]) for name in header])
+        yield (UTF8_BOM if bom else "") + writer.writerow(header)
+        for row in rows:
+            yield writer.writerow([_csv_text(cell) for cell in row])
 
     return lines()
+
+
+# Excel's limit is 1,048,576 rows per sheet, the header included.
+XLSX_MAX_ROWS = 1_048_575
+
+
+def _xlsx_text(text: str, illegal) -> str:
+    # Control characters cannot be stored in a workbook (an exchange's error text may
+    # carry one); what is left is guarded again, as it may now start a formula.
+    clean = illegal.sub("", text)
+    if clean != text and clean.startswith(_FORMULA_STARTS):
+        clean = "'" + clean
+    return clean
+
+
+class ExportTooLarge(HistoryError):
+    pass
+
+
+def orders_xlsx(*, filters: OrderFilters, out: IO[bytes], chunk_size: int = 1000) -> int:
+    """The order table (order_table) as an Excel workbook written to `out` (a binary
+    file), in openpyxl's write-only mode: rows go to a temporary file as they come, so
+    memory stays flat whatever the count. Numbers stay numbers; text is the same text
+    the CSV holds. Returns the number of orders; raises ExportTooLarge past one sheet's
+    rows (nothing useful is written then)."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    header, rows = order_table(filters=filters, chunk_size=chunk_size)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("orders")
+    sheet.freeze_panes = "A2"
+    sheet.append(header)
+    count = 0
+    for row in rows:
+        count += 1
+        if count > XLSX_MAX_ROWS:
+            rows.close()
+            raise ExportTooLarge(
+                f"More than {XLSX_MAX_ROWS} orders match: more than one Excel sheet holds. "
+                "Narrow the filters or export CSV."
+            )
+        sheet.append([_xlsx_text(cell, ILLEGAL_CHARACTERS_RE) if isinstance(cell, str) else cell for cell in row])
+    book.save(out)
+    return count
+
+
+def _check_export_filters(*, since, until, account_id, statuses) -> None:
+    unknown = [s for s in statuses if s not in OrderStatus.values]
+    if unknown:
+        raise HistoryError(f"unknown status {unknown[0]!r}; use one or more of {', '.join(OrderStatus.values)}")
+    if since and until and since >= until:
+        raise HistoryError("--since must be before --until")
+    if account_id is not None and not Account.objects.filter(pk=account_id).exists():
+        raise HistoryError(f"unknown account {account_id!r}")
+
+
+def table_filters(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    account_id: str | None = None,
+    statuses: Iterable[str] = (),
+    strategy_name: str | None = None,
+) -> OrderFilters:
+    """export_orders' filters (checked the same way) for the CSV and XLSX exports, which
+    write the order list's table (order_table): every account, newest first."""
+    statuses = tuple(dict.fromkeys(statuses))
+    _check_export_filters(since=since, until=until, account_id=account_id, statuses=statuses)
+    return OrderFilters(account=account_id, statuses=statuses, strategy=strategy_name, since=since, until=until)
 
 
 def export_orders(
@@ -210,13 +304,7 @@ def export_orders(
     index cannot give the order (a status filter with several statuses).
     """
     statuses = list(statuses)
-    unknown = [s for s in statuses if s not in OrderStatus.values]
-    if unknown:
-        raise HistoryError(f"unknown status {unknown[0]!r}; use one or more of {', '.join(OrderStatus.values)}")
-    if since and until and since >= until:
-        raise HistoryError("--since must be before --until")
-    if account_id is not None and not Account.objects.filter(pk=account_id).exists():
-        raise HistoryError(f"unknown account {account_id!r}")
+    _check_export_filters(since=since, until=until, account_id=account_id, statuses=statuses)
 
     orders = Order.objects.all()
     if since:

@@ -1,4 +1,5 @@
-"""Export orders as JSONL (the API's field names), to a file or standard output."""
+"""Export orders as JSONL (the API's field names), or as the order list's CSV or XLSX
+table, to a file or standard output."""
 
 import io
 import os
@@ -8,7 +9,14 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.services.history import HistoryError, export_orders, parse_time_bound
+from orders.services.history import (
+    HistoryError,
+    export_orders,
+    orders_csv,
+    orders_xlsx,
+    parse_time_bound,
+    table_filters,
+)
 
 
 class Command(BaseCommand):
@@ -27,10 +35,22 @@ class Command(BaseCommand):
             "--output", "-o", help="Write to this file (replaced only once the export is complete); default stdout."
         )
         parser.add_argument("--chunk-size", type=int, default=2000, help="Rows fetched per round trip.")
+        parser.add_argument(
+            "--format",
+            choices=("jsonl", "csv", "xlsx"),
+            default="jsonl",
+            help="jsonl (default: oldest first, as the journal) or the dashboard's table, newest first: csv or xlsx "
+            "(same columns, values and formula guard as GET /api/order-scheduler/orders.csv; xlsx needs --output).",
+        )
+        parser.add_argument("--bom", action="store_true", help="csv: start with a UTF-8 byte order mark (for Excel).")
 
-    def handle(self, *args, since, until, account, status, strategy, output, chunk_size, **options):
+    def handle(self, *args, since, until, account, status, strategy, output, chunk_size, format, bom, **options):
         if chunk_size < 1:
             raise CommandError("--chunk-size must be at least 1")
+        if bom and format != "csv":
+            raise CommandError("--bom applies to --format csv only")
+        if format == "xlsx" and (not output or output == "-"):
+            raise CommandError("--format xlsx needs --output FILE (a workbook is binary)")
         try:
             filters = {
                 "since": parse_time_bound(since, name="--since") if since else None,
@@ -42,6 +62,14 @@ class Command(BaseCommand):
             }
             if status is not None and not filters["statuses"]:
                 raise HistoryError("--status needs at least one status")
+            if format != "jsonl":
+                table = table_filters(**{k: v for k, v in filters.items() if k != "chunk_size"})
+                count = self._table(table, format=format, bom=bom, output=output, chunk_size=chunk_size)
+                if output and output != "-":
+                    self.stdout.write(f"exported {count} order(s) to {output}")
+                else:
+                    self.stderr.write(f"exported {count} order(s)")
+                return
             if output and output != "-":
                 count = self._to_file(Path(output), filters)
                 self.stdout.write(f"exported {count} order(s) to {output}")
@@ -51,7 +79,27 @@ class Command(BaseCommand):
         except HistoryError as exc:
             raise CommandError(str(exc)) from None
 
+    def _table(self, filters, *, format: str, bom: bool, output: str | None, chunk_size: int) -> int:
+        if format == "xlsx":
+            return self._replace(
+                Path(output), lambda out: orders_xlsx(filters=filters, out=out, chunk_size=chunk_size), binary=True
+            )
+
+        def write(out) -> int:
+            count = -1  # the header is a line, not an order
+            for line in orders_csv(filters=filters, bom=bom, chunk_size=chunk_size):
+                out.write(line)
+                count += 1
+            return count
+
+        if output and output != "-":
+            return self._replace(Path(output), write)
+        return write(self.stdout._out)
+
     def _to_file(self, path: Path, filters: dict) -> int:
+        return self._replace(path, lambda out: export_orders(out=out, **filters))
+
+    def _replace(self, path: Path, write, *, binary: bool = False) -> int:
         """Into a temporary file beside the target, renamed over it only when complete,
         so a failed or interrupted export never leaves a partial file."""
         if path.is_dir():
@@ -63,8 +111,9 @@ class Command(BaseCommand):
         except OSError as exc:
             raise HistoryError(f"--output: cannot write in {path.parent}: {exc.strerror}") from None
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as out:
-                count = export_orders(out=out, **filters)
+            mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": ""}
+            with os.fdopen(fd, buffering=1 << 20, **mode) as out:
+                count = write(out)
                 out.flush()
                 os.fsync(out.fileno())
             os.chmod(tmp, 0o640)  # as the journal; mkstemp made it 0600

@@ -5,6 +5,7 @@ Ctrl-C or SIGTERM stops everything it started."""
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,10 +14,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from orders.gunicorn_conf import API_THREADS
 from orders.selectors import cluster_stalled, cluster_status
 from orders.services import notifications
 from orders.services.accounts import AccountsFileError, sync_accounts
 from orders.services.recovery import recover
+from orders.services.transitions import service_event
 
 logger = logging.getLogger("orders.serve")
 
@@ -49,7 +52,10 @@ class Command(BaseCommand):
             self.commands["web"] = [
                 sys.executable, "-m", "gunicorn", "scheduler_site.wsgi:application",
                 "--bind", f"{host}:{port}", "--workers", str(workers), "--worker-class", "gthread",
-                "--threads", "4", "--graceful-timeout", "10", "--log-level", "warning",
+                # threads for the API plus one per open event stream (orders.gunicorn_conf)
+                "--threads", str(API_THREADS + settings.ORDER_SCHEDULER["STREAMS_PER_WORKER"]),
+                "--config", "python:orders.gunicorn_conf",
+                "--graceful-timeout", "10", "--log-level", "warning",
             ]  # fmt: skip
         if not no_cluster:
             self.commands["cluster"] = [sys.executable, manage, "qcluster"]
@@ -68,10 +74,11 @@ class Command(BaseCommand):
         self.children[name] = subprocess.Popen(self.commands[name], start_new_session=True)
         if name == "cluster":
             self.started_cluster = time.monotonic()
+            _service_event("cluster_up", "started", pid=self.children[name].pid)
 
     def _restart_cluster(self, why: str) -> None:
         logger.error("restarting the django-q2 cluster: %s", why)
-        self._terminate("cluster")
+        self._terminate("cluster", why=why)
         self._start("cluster")
 
     def _stop(self, signum, frame) -> None:
@@ -85,6 +92,8 @@ class Command(BaseCommand):
                 for name, child in list(self.children.items()):
                     if child.poll() is not None and not self.stopping:
                         logger.error("%s exited with %s; restarting it", name, child.returncode)
+                        if name == "cluster":
+                            _service_event("cluster_down", f"exited with {child.returncode}", pid=child.pid)
                         self._start(name)
                 if watch_cluster:
                     stall = settings.ORDER_SCHEDULER["STALL_SECONDS"]
@@ -106,7 +115,7 @@ class Command(BaseCommand):
                 self._sleep(interval)
         finally:
             for name in list(self.children):
-                self._terminate(name)
+                self._terminate(name, why="stopped")
             if watch_cluster:
                 try:
                     notifications.scheduler_stopped()
@@ -118,7 +127,7 @@ class Command(BaseCommand):
         while not self.stopping and time.monotonic() < end:
             time.sleep(min(0.1, end - time.monotonic()))
 
-    def _terminate(self, name: str) -> None:
+    def _terminate(self, name: str, *, why: str) -> None:
         # Signal the parent only: it stops its own children (FIELD-NOTES: signalling a
         # whole django-q2 process group at once can hang its shutdown).
         child = self.children.get(name)
@@ -132,3 +141,14 @@ class Command(BaseCommand):
             # leads, so no orphaned worker is left behind.
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
+        if name == "cluster":
+            _service_event("cluster_down", why, pid=child.pid)
+
+
+def _service_event(kind: str, reason: str, **details) -> None:
+    """A cluster up or down, as a service event in the order events (the live stream
+    shows it). Never stops the supervisor: a database that cannot take it is logged."""
+    try:
+        service_event(kind=kind, reason=reason, actor="system", details={"host": socket.gethostname(), **details})
+    except Exception:
+        logger.exception("could not record %s", kind)
