@@ -387,7 +387,11 @@ def statistics(*, account: str | None = None, strategy: str | None = None, accou
     if accounts is not None and account is None and len(accounts) == 1:
         account = next(iter(accounts))
     filters = {name: value for name, value in (("account", account), ("strategy_name", strategy)) if value}
-    if accounts is not None and account is None:
+    if accounts is not None and not accounts:
+        # A user who reaches no account: "" is never an account id, and unlike an empty
+        # IN list it still compiles into the raw SQL of durations().
+        filters["account"] = ""
+    elif accounts is not None and account is None:
         filters["account__in"] = sorted(accounts)
     orders = Order.objects.filter(**filters)
     today = timezone.localdate()

@@ -210,6 +210,8 @@ def dashboard(request):
         "accounts": [{**account, "states": _account_states(account)} for account in status["accounts"]],
         "can_trade": can_trade,
         "can_operate": config["can_operate"],
+        # The desk-wide switch: only for an operator who reaches every account.
+        "can_operate_all": access.may_control(user, None),
         "time_zone": stats["time_zone"],
     }
     return render(request, "orders/dashboard.html", context)

@@ -25,8 +25,8 @@ def root(client, admin_user):
     return client
 
 
-def staff(client, role: str):
-    user = user_with_role(f"staff-{role}", role)
+def staff(client, role: str, accounts=None):
+    user = user_with_role(f"staff-{role}", role, accounts)
     user.is_staff = True
     user.save(update_fields=["is_staff"])
     client.force_login(user)
@@ -170,8 +170,7 @@ def test_it_offers_each_role_only_its_actions(client, accounts, role, may_trade,
 
 
 def test_it_shows_a_staff_user_limited_to_some_accounts_only_those(client, accounts):
-    user = staff(client, "trader")
-    user.account_grants.create(account_id="account_hedge")
+    staff(client, "trader", accounts=["account_hedge"])
     mine = make_order(created_at=timezone.now(), account="account_hedge")
     other = make_order(created_at=timezone.now(), account="account_main")
 

@@ -28,9 +28,9 @@ def rows(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8"))))
 
 
-def client_for(role: str = "viewer", accounts=()) -> APIClient:
+def client_for(role: str = "viewer", accounts=None) -> APIClient:
     client = APIClient()
-    client.force_authenticate(user_with_role(f"csv-{role}-{len(accounts)}", role, accounts))
+    client.force_authenticate(user_with_role(f"csv-{role}-{len(accounts or ())}", role, accounts))
     return client
 
 

@@ -25,7 +25,7 @@ from orders.api.serializers import (
     StatsQuerySerializer,
 )
 from orders.serializers import OrderSerializer
-from orders.services.access import allowed_account_ids, may_use_account
+from orders.services.access import allowed_account_ids, may_control, may_use_account
 from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume
 from orders.services.history import orders_csv
@@ -299,12 +299,21 @@ class ControlView(APIView):
     @extend_schema(
         request=ControlRequestSerializer,
         responses={200: schema.ControlResponseSerializer, 400: schema.ErrorSerializer, **AUTH_ERRORS},
+        description="An account needs the operate right on it; all trading (no account) needs an operator "
+        "who reaches every account.",
     )
     def post(self, request):
         query = ControlRequestSerializer(data=request.data)
         if not query.is_valid():
             return error_response("Invalid request", query.errors)
         account = query.validated_data.get("account") or None
+        if not may_control(request.user, account):
+            what = f"account '{account}'" if account else "all trading"
+            return error_response(
+                f"You may not {self.action} {what}.",
+                {"account": [f"Not among the accounts you operate ({what})."]},
+                status_code=status.HTTP_403_FORBIDDEN,
+            )
         source = client_address(request)
         try:
             if self.action == "pause":

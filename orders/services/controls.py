@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Account, Control
-from orders.services import notifications
+from orders.services import access, notifications
 from orders.services.audit import audit_record
 from orders.services.execution import wake_account
 
@@ -33,6 +33,7 @@ def submits_refused_when_paused() -> bool:
 
 def pause(*, account_id: str | None = None, reason: str, user=None, source: str = "") -> None:
     """Pause one account, or all trading when account_id is None."""
+    access.check_control(user, account_id)  # callers check first; this keeps any new caller honest
     reason = reason.strip() or "paused by an operator"
     who = getattr(user, "username", "") or source or "system"
     with transaction.atomic():
@@ -49,11 +50,14 @@ def pause(*, account_id: str | None = None, reason: str, user=None, source: str 
 
 def resume(*, account_id: str | None = None, user=None, source: str = "") -> list[str]:
     """Resume one account, or all trading; wakes the drainers. Returns the accounts woken."""
+    access.check_control(user, account_id)  # callers check first; this keeps any new caller honest
     who = getattr(user, "username", "") or source or "system"
     with transaction.atomic():
         if account_id is None:
             control()
-            Control.objects.filter(pk=1).update(trading_paused=False, reason="", changed_by=who, changed_at=timezone.now())
+            Control.objects.filter(pk=1).update(
+                trading_paused=False, reason="", changed_by=who, changed_at=timezone.now()
+            )
             woken = list(Account.objects.filter(enabled=True, paused=False).values_list("pk", flat=True))
         else:
             if not Account.objects.filter(pk=account_id).update(paused=False, pause_reason=""):
