@@ -569,3 +569,60 @@ def test_it_accepts_contracts_on_a_swap(api, accounts):
 
     assert response.status_code == 201
     assert Order.objects.get().amount_unit == "contracts"
+
+
+def raw_post(checked_api, body: bytes):
+    """POST a body as it is (not re-encoded by the test client), checked against the schema."""
+    response = checked_api.client.generic("POST", URL, body, content_type="application/json")
+    from tests.api_helpers import check_response
+
+    check_response(checked_api.spec, "post", URL, response)
+    return response
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 3000 + b"]" * 3000,
+        b'{"a": ' * 3000 + b"1" + b"}" * 3000,
+        b"[" * 100000,
+        b'{"amount": NaN}',
+        b'{"amount": Infinity}',
+        b'{"amount": 1e400}',
+        b'{"leverage": 1' + b"0" * 5000 + b"}",
+        b"\xff\xfe{}",
+        b'{"symbol": "\\ud800"}',
+        b'{"strategy_name": "a\\u0000b"}',
+    ],
+    ids=["deep-list", "deep-object", "unclosed", "nan", "infinity", "huge-float", "huge-int", "bad-utf8",
+         "surrogate", "nul"],
+)  # fmt: skip
+def test_it_answers_hostile_json_with_a_400_and_a_message(checked_api, accounts, body):
+    if body.startswith(b"{") and b"amount" not in body[:12] and not body.startswith(b'{"a"'):
+        body = json.dumps(order_body()).encode()[:-1] + b", " + body[1:]  # a valid order but that one field
+    elif body in (b'{"amount": NaN}', b'{"amount": Infinity}', b'{"amount": 1e400}'):
+        body = json.dumps(order_body(amount=MISSING)).encode()[:-1] + b", " + body[1:]
+
+    response = raw_post(checked_api, body)
+
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["success"] is False and response.json()["error"]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "batch",
+    [[None], [None, {}], [1, "x", []], [[{"account_id": "account_main"}]], [{"side": "up"}, None]],
+    ids=["null", "null-and-empty", "scalars", "nested-list", "mixed"],
+)
+def test_it_answers_every_bad_batch_with_a_list_of_objects_aligned_with_the_input(checked_api, accounts, batch):
+    response = checked_api.post(URL, batch)
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert isinstance(errors, list) and len(errors) == len(batch)
+    assert all(isinstance(item, dict) and item for item in errors), errors
+    assert all(isinstance(messages, list) and messages for item in errors for messages in item.values())
+    assert Order.objects.count() == 0

@@ -80,8 +80,8 @@ class SubmitView(APIView):
         serializer = OrderSubmitSerializer(data=data, many=batch)
         if not serializer.is_valid():
             errors = serializer.errors
-            if batch:  # DRF keys a list's errors by index; answer with a list aligned with the input
-                errors = [errors.get(index, {}) for index in range(len(data))]
+            if batch:  # always a list of objects aligned with the input, as the schema says
+                errors = batch_errors(errors, len(data))
             return error_response("Invalid order", errors)
         items = serializer.validated_data if batch else [serializer.validated_data]
         try:
@@ -104,6 +104,29 @@ class SubmitView(APIView):
         order = result.orders[0]
         body = {"success": True, "request_id": order.request_id, "message": message}
         return Response({**body, "created": result.created, "status": order.status, "order": orders[0]}, status=code)
+
+
+def batch_errors(errors, count: int) -> list[dict]:
+    """DRF's errors of a list serializer as one object per input item: {} for a valid
+    item, {"field": [messages]} for an invalid one. DRF gives a dict keyed by index, or a
+    list whose items may be bare message lists (an item that is null, not an object):
+    those become {"non_field_errors": [...]}."""
+    if isinstance(errors, dict):
+        if "non_field_errors" in errors:  # about the list itself
+            return [{"non_field_errors": list(errors["non_field_errors"])}] * count
+        errors = [errors.get(index, {}) for index in range(count)]
+    aligned = []
+    for item in list(errors)[:count]:
+        if isinstance(item, dict):
+            aligned.append(
+                {
+                    str(key): [str(m) for m in value] if isinstance(value, list) else [str(value)]
+                    for key, value in item.items()
+                }
+            )
+        else:
+            aligned.append({"non_field_errors": [str(m) for m in item] if isinstance(item, list) else [str(item)]})
+    return aligned + [{}] * (count - len(aligned))
 
 
 class StatusView(APIView):
