@@ -484,6 +484,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValueError("not a cursor from this API") from None
     if created_at is None or timezone.is_naive(created_at) or not isinstance(pk, int) or isinstance(pk, bool):
         raise ValueError("not a cursor from this API")
+    if not 0 <= pk < 2**63:  # past a 64-bit id, the database would refuse the number itself
+        raise ValueError("not a cursor from this API")
     return created_at, pk
 
 

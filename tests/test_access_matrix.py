@@ -143,7 +143,7 @@ def test_it_allows_the_kill_switch_to_admins_only(people, who):
     elif who == "limited_admin":  # their own account only; an unknown one is not theirs either
         assert (pause.status_code, resume.status_code, unknown.status_code) == (200, 200, 403)
     else:
-        assert (pause.status_code, resume.status_code, unknown.status_code) == (200, 200, 400)
+        assert (pause.status_code, resume.status_code, unknown.status_code) == (200, 200, 404)
         assert pause.json()["status"]["accounts"][0]["id"] == "account_hedge"
         assert unknown.json()["errors"]["account"] == ["Unknown account 'nope'."]
 

@@ -94,6 +94,16 @@ def test_it_filters(checked_api, accounts, params, expected):
     assert set(ids(response)) == {made[name].request_id for name in expected}
 
 
+def test_it_answers_an_empty_window_with_no_orders(checked_api, accounts):
+    """since at or after until is a window with nothing in it, not an error: the schema
+    cannot relate two parameters, so a request it allows is never refused."""
+    make_order(created_at=T0)
+
+    response = checked_api.get(URL, {"since": "2026-02-21T10:00Z", "until": "2026-02-21T09:00Z"})
+
+    assert response.status_code == 200 and response.json()["orders"] == []
+
+
 def test_it_filters_by_time_range_with_since_inclusive_and_until_exclusive(checked_api, accounts):
     at = {n: make_order(created_at=T0 + timedelta(hours=n)) for n in range(5)}
 
@@ -229,7 +239,6 @@ def test_it_reads_each_page_through_an_index_without_sorting_the_history(api, ac
         ({"order_type": "stop"}, "order_type"),
         ({"since": "yesterday"}, "since"),
         ({"until": "2026-13-01"}, "until"),
-        ({"since": "2026-02-21T10:00Z", "until": "2026-02-21T09:00Z"}, "until"),
         ({"q": "ORD 1; drop"}, "q"),
         ({"q": "x" * 65}, "q"),
         ({"account": "a" * 65}, "account"),

@@ -96,29 +96,39 @@ INVALID_ORDERS = [
             "Use ccxt's unified form: BASE/QUOTE for spot (BTC/USDT), BASE/QUOTE:SETTLE for swaps (BTC/USDT:USDT).",
             id=f"symbol-{symbol}",
         )
-        for symbol in ("BTCUSDT", "btc/usdt", "BTC-USDT-SWAP", "BTC/USDT:", "BTC/USDT/USDT", "BTC /USDT", 123)
+        for symbol in ("BTCUSDT", "btc/usdt", "BTC-USDT-SWAP", "BTC/USDT:", "BTC/USDT/USDT", "BTC /USDT")
     ],
+    pytest.param({"symbol": 123}, "symbol", "Must be a string.", id="symbol-number"),
+    pytest.param({"strategy_name": True}, "strategy_name", "Must be a string.", id="strategy-boolean"),
     pytest.param({"symbol": ""}, "symbol", "This field may not be blank.", id="symbol-empty"),
     pytest.param({"side": "hold"}, "side", '"hold" is not a valid choice.', id="side"),
     pytest.param({"side": "BUY"}, "side", '"BUY" is not a valid choice.', id="side-case"),
     pytest.param({"order_type": "stop"}, "order_type", '"stop" is not a valid choice.', id="order-type"),
-    pytest.param({"amount": 0}, "amount", "Must be greater than 0.", id="amount-zero"),
-    pytest.param({"amount": -0.5}, "amount", "Must be greater than 0.", id="amount-negative"),
+    pytest.param({"amount": 0}, "amount", "Must be at least 0.000000000001.", id="amount-zero"),
+    pytest.param({"amount": -0.5}, "amount", "Must be at least 0.000000000001.", id="amount-negative"),
     pytest.param({"amount": "lots"}, "amount", "A valid number is required.", id="amount-not-a-number"),
     pytest.param({"amount": "NaN"}, "amount", "A valid number is required.", id="amount-nan"),
     pytest.param({"amount": "Infinity"}, "amount", "A valid number is required.", id="amount-infinity"),
     pytest.param({"amount": True}, "amount", "A valid number is required.", id="amount-boolean"),
     pytest.param({"amount": MISSING}, "amount", "This field is required.", id="amount-missing"),
     pytest.param(
-        {"amount": "0.0000000000001"}, "amount", "Ensure that there are no more than 12 decimal places.", id="amount-dp"
+        {"amount": 1e15},
+        "amount",
+        "Ensure that there are no more than 15 digits before the decimal point.",
+        id="amount-too-large",
+    ),  # fmt: skip
+    pytest.param(
+        {"amount": "0.0000000000009"}, "amount", "Must be at least 0.000000000001.", id="amount-dp-rounds-down-to-0"
     ),
     pytest.param({"order_type": "limit"}, "price", "A limit order needs a price.", id="limit-without-price"),
     pytest.param(
         {"order_type": "limit", "price": None}, "price", "A limit order needs a price.", id="limit-null-price"
     ),
     pytest.param({"price": 60000}, "price", "A market order takes no price.", id="market-with-price"),
-    pytest.param({"order_type": "limit", "price": 0}, "price", "Must be greater than 0.", id="price-zero"),
-    pytest.param({"order_type": "limit", "price": -1}, "price", "Must be greater than 0.", id="price-negative"),
+    pytest.param({"order_type": "limit", "price": 0}, "price", "Must be at least 0.000000000001.", id="price-zero"),
+    pytest.param(
+        {"order_type": "limit", "price": -1}, "price", "Must be at least 0.000000000001.", id="price-negative"
+    ),
     pytest.param({"leverage": 0}, "leverage", "Ensure this value is greater than or equal to 1.", id="leverage-0"),
     pytest.param({"leverage": 126}, "leverage", "Ensure this value is less than or equal to 125.", id="leverage-126"),
     pytest.param({"leverage": 2.5}, "leverage", "A valid integer is required.", id="leverage-fraction"),

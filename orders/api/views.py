@@ -73,7 +73,7 @@ class SubmitView(APIView):
         elif not isinstance(data, dict):
             return error_response("Invalid request", {"non_field_errors": ["Send a JSON object or a list of them."]})
 
-        idempotency_key = request.headers.get("Idempotency-Key") or None
+        idempotency_key = request.headers.get("Idempotency-Key")  # present but empty is refused, not ignored
         if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
             return error_response("Invalid request", {"Idempotency-Key": ["At most 100 printable ASCII characters."]})
 
@@ -321,7 +321,12 @@ class ControlView(APIView):
 
     @extend_schema(
         request=ControlRequestSerializer,
-        responses={200: schema.ControlResponseSerializer, 400: schema.ErrorSerializer, **AUTH_ERRORS},
+        responses={
+            200: schema.ControlResponseSerializer,
+            400: schema.ErrorSerializer,
+            404: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
         description="An account needs the operate right on it; all trading (no account) needs an operator "
         "who reaches every account.",
     )
@@ -345,8 +350,8 @@ class ControlView(APIView):
                 )
             else:
                 resume(account_id=account, user=request.user, source=source)
-        except ControlError as exc:
-            return error_response("Invalid request", {"account": [str(exc)]})
+        except ControlError as exc:  # an unknown account: nothing to pause or resume there
+            return error_response(str(exc), {"account": [str(exc)]}, status_code=status.HTTP_404_NOT_FOUND)
         message = f"{self.action.capitalize()}d {f'account {account}' if account else 'all trading'}"
         status_ = selectors.scheduler_status(accounts=allowed_account_ids(request.user))
         return Response({"success": True, "message": message, "status": status_})
