@@ -109,7 +109,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
     }
     _db["TEST"] = {"NAME": str(Path(_db["NAME"]).with_name("test_" + Path(_db["NAME"]).name))}
-elif _db["ENGINE"] not in ("django.db.backends.postgresql",):
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    # No statement may run longer than this (0: no limit): a runaway query gives up with
+    # an error instead of holding a connection and a web thread. Long migrations on a big
+    # database: run `migrate` with DATABASE_STATEMENT_TIMEOUT=0.
+    _timeout = env_int("DATABASE_STATEMENT_TIMEOUT", 30, minimum=0)
+    _db.setdefault("OPTIONS", {})["options"] = f"-c statement_timeout={_timeout * 1000}"
+else:
     raise ImproperlyConfigured("DATABASE_URL must be a sqlite:// or postgres:// URL")
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -198,6 +204,9 @@ ORDER_SCHEDULER = {
     "PAUSED_SUBMITS": env_choice("ORDER_SCHEDULER_PAUSED_SUBMITS", "hold", ("hold", "refuse")),
     "MAX_BATCH": env_int("ORDER_SCHEDULER_MAX_BATCH", 100, minimum=1),
     "MAX_ORDERS_LIMIT": env_int("ORDER_SCHEDULER_MAX_ORDERS_LIMIT", 1000, minimum=1),
+    # Rows one CSV export may carry; a larger one is refused with a 400 saying how to
+    # narrow it (manage.py export_orders has no bound: it runs off the web threads).
+    "EXPORT_MAX_ROWS": env_int("ORDER_SCHEDULER_EXPORT_MAX_ROWS", 100_000, minimum=1),
     # Journal files of days more than this many days ago are gzipped by the daily
     # archive_logs schedule (and by `manage.py archive_logs` without --older-than).
     "ARCHIVE_DAYS": env_int("ORDER_SCHEDULER_ARCHIVE_DAYS", 7, minimum=0),
@@ -295,8 +304,15 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "orders.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
-    # Submits per user (and per address when anonymous); 429 with Retry-After past it.
-    "DEFAULT_THROTTLE_RATES": {"submit": env_rate("ORDER_SCHEDULER_SUBMIT_RATE", "6000/min")},
+    # Per user (and per address when anonymous); 429 with Retry-After past it. Submits:
+    # ten a second sustained is more than a strategy needs (a batch counts once) and
+    # leaves the web threads to everyone else; exports and statistics are the expensive
+    # reads that could otherwise hold every thread while trading calls wait.
+    "DEFAULT_THROTTLE_RATES": {
+        "submit": env_rate("ORDER_SCHEDULER_SUBMIT_RATE", "600/min"),
+        "export": env_rate("ORDER_SCHEDULER_EXPORT_RATE", "6/min"),
+        "stats": env_rate("ORDER_SCHEDULER_STATS_RATE", "120/min"),
+    },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -69,6 +69,10 @@ def show(expression: str, *, tmp_path, **env: str) -> str:
         ({"Q_TIMEOUT": "30", "ORDER_SCHEDULER_LEASE_SECONDS": "60"}, "ORDER_SCHEDULER_LEASE_SECONDS"),
         ({"ORDER_SCHEDULER_MAX_BATCH": "-1"}, "ORDER_SCHEDULER_MAX_BATCH"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"ORDER_SCHEDULER_EXPORT_RATE": "often"}, "ORDER_SCHEDULER_EXPORT_RATE"),
+        ({"ORDER_SCHEDULER_STATS_RATE": "0/min"}, "ORDER_SCHEDULER_STATS_RATE"),
+        ({"ORDER_SCHEDULER_EXPORT_MAX_ROWS": "0"}, "ORDER_SCHEDULER_EXPORT_MAX_ROWS"),
+        ({"DATABASE_URL": "postgres://u@db:5432/o", "DATABASE_STATEMENT_TIMEOUT": "-1"}, "DATABASE_STATEMENT_TIMEOUT"),
     ],
     ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None,
 )
@@ -226,4 +230,24 @@ def test_it_takes_q_workers_as_given_and_4_without_a_readable_accounts_file(tmp_
     assert show("settings.Q_WORKERS", tmp_path=tmp_path, Q_WORKERS="3") == "3"
     assert show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "no.json")) == "4"
     (tmp_path / "bad.json").write_text("{not json")
-    assert show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "bad.json")) == "4"
+    assert (
+        show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "bad.json")) == "4"
+    )
+
+
+def test_it_limits_submits_exports_and_statistics_per_user_by_default(tmp_path):
+    shown = show("settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']", tmp_path=tmp_path)
+
+    assert shown == "{'submit': '600/min', 'export': '6/min', 'stats': '120/min'}"
+
+
+def test_it_gives_postgresql_statements_a_timeout(tmp_path):
+    url = "postgres://orders@db.example:5432/orders"
+
+    default = show("settings.DATABASES['default']['OPTIONS']", tmp_path=tmp_path, DATABASE_URL=url)
+    off = show(
+        "settings.DATABASES['default']['OPTIONS']", tmp_path=tmp_path, DATABASE_URL=url, DATABASE_STATEMENT_TIMEOUT="0"
+    )
+
+    assert default == "{'options': '-c statement_timeout=30000'}"
+    assert off == "{'options': '-c statement_timeout=0'}"

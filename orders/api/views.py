@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from orders import selectors
 from orders.api import schema
 from orders.api.errors import error_response
-from orders.api.permissions import CanOperate, CanTrade, CanView, SubmitRateThrottle
+from orders.api.permissions import CanOperate, CanTrade, CanView, ScopedThrottle, SubmitRateThrottle
 from orders.api.serializers import (
     IDEMPOTENCY_KEY_RE,
     ControlRequestSerializer,
@@ -58,6 +58,7 @@ class SubmitView(APIView):
             200: schema.SUBMIT_RESPONSE,
             400: schema.ErrorSerializer,
             409: schema.ErrorSerializer,
+            429: schema.ErrorSerializer,
             **AUTH_ERRORS,
         },
     )
@@ -180,9 +181,14 @@ class OrdersView(APIView):
 
 
 class OrdersCsvView(APIView):
-    """The order list as a CSV download: every order the filters match, streamed."""
+    """The order list as a CSV download: every order the filters match, streamed.
+    Throttled per user (ORDER_SCHEDULER_EXPORT_RATE) and bounded in rows
+    (ORDER_SCHEDULER_EXPORT_MAX_ROWS): a larger export is refused with a 400 saying how
+    to narrow it, before anything is streamed."""
 
     permission_classes = [CanView]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "export"
 
     @extend_schema(
         operation_id="orders_csv",
@@ -193,6 +199,7 @@ class OrdersCsvView(APIView):
         responses={
             (200, "text/csv"): OpenApiTypes.STR,
             400: schema.ErrorSerializer,
+            429: schema.ErrorSerializer,
             **AUTH_ERRORS,
         },
     )
@@ -202,6 +209,8 @@ class OrdersCsvView(APIView):
         if isinstance(filters, Response):
             return filters
         try:
+            if refused := export_too_large(filters):
+                return refused
             lines = orders_csv(filters=filters)
         except selectors.QueryError as exc:
             return error_response("Invalid query", {exc.field: [exc.message]})
@@ -210,6 +219,19 @@ class OrdersCsvView(APIView):
         response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.csv"'
         response["Cache-Control"] = "no-store"
         return response
+
+
+def export_too_large(filters: selectors.OrderFilters) -> Response | None:
+    """A 400 when more orders match than one export may carry (counted up to the cap
+    plus one, so the check costs at most the cap's index entries)."""
+    cap = settings.ORDER_SCHEDULER["EXPORT_MAX_ROWS"]
+    if selectors.filtered_orders(filters)[: cap + 1].count() <= cap:
+        return None
+    message = (
+        f"More than {cap} orders match; narrow the export with since and until (a day or a week at a time), "
+        "account, status, strategy or symbol, or use `manage.py export_orders` on the server."
+    )
+    return error_response("Export too large", {"non_field_errors": [message]})
 
 
 def order_filters(request, query: OrdersQuerySerializer) -> selectors.OrderFilters | Response:
@@ -249,6 +271,8 @@ class OrderDetailView(APIView):
 
 class StatsView(APIView):
     permission_classes = [CanView]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "stats"
 
     @extend_schema(
         operation_id="stats",
@@ -257,6 +281,7 @@ class StatsView(APIView):
         responses={
             200: schema.StatsResponseSerializer,
             400: schema.ErrorSerializer,
+            429: schema.ErrorSerializer,
             **AUTH_ERRORS,
         },
     )
