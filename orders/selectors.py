@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus
+from orders.services.accounts import insecure_endpoint
 from orders.telegram import bot_config
 
 ALL_STATUSES = tuple(OrderStatus.values)
@@ -370,6 +371,7 @@ def scheduler_status(*, accounts: set[str] | None = None) -> dict:
                 "last_success_at": a.last_success_at,
                 "last_error_at": a.last_error_at,
                 "last_error": a.last_error,
+                "insecure_endpoint": insecure_endpoint(a.hostname, a.base_url),
             }
             for a in accounts
         ],

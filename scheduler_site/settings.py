@@ -213,6 +213,10 @@ ORDER_SCHEDULER = {
     # Today's queue-wait and execution percentiles are taken over the latest this many
     # started orders (all of them on a quieter day); see orders.selectors.durations.
     "DURATION_SAMPLE": env_int("ORDER_SCHEDULER_DURATION_SAMPLE", 2000, minimum=10, maximum=1_000_000),
+    # Accounts' base_url and hostname must be https on OKX's own hosts, and the Telegram
+    # API https, unless this is set (the test fakes, a self-hosted gateway): credentials
+    # must not be sent in the clear or to someone else by a typo in a config file.
+    "ALLOW_INSECURE_BASE_URL": env_bool("ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL", False),
 }
 if ORDER_SCHEDULER["LEASE_SECONDS"] >= Q_TIMEOUT:
     raise ImproperlyConfigured("ORDER_SCHEDULER_LEASE_SECONDS must be below Q_TIMEOUT")
@@ -247,6 +251,11 @@ TELEGRAM = {
     "RETRY_SECONDS": env_float("TELEGRAM_RETRY_SECONDS", 5.0, minimum=0.1),
     "MAX_ATTEMPTS": env_int("TELEGRAM_MAX_ATTEMPTS", 10, minimum=1),
 }
+if not TELEGRAM["API_BASE_URL"].startswith("https://") and not ORDER_SCHEDULER["ALLOW_INSECURE_BASE_URL"]:
+    raise ImproperlyConfigured(
+        "TELEGRAM_API_BASE_URL must be https:// (a local Bot API server over http needs "
+        "ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL=1)"
+    )
 if bool(TELEGRAM["BOT_TOKEN"]) != bool(TELEGRAM["CHAT_ID"]):
     raise ImproperlyConfigured(
         "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID must be set together (leave both empty to disable Telegram)"
@@ -354,7 +363,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# --- Logging: plain lines to stderr; secrets never reach a log (see orders.exchanges) ---
+# --- Logging and error pages: secrets never reach either (orders.redaction) -----------
+
+DEFAULT_EXCEPTION_REPORTER = "orders.redaction.ScrubbingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "orders.redaction.ScrubbingExceptionReporterFilter"
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper() or "INFO"
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -362,8 +374,10 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # Every known secret is masked in every record: message, arguments, traceback.
+    "filters": {"scrub": {"()": "orders.redaction.SecretScrubFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub"]}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {"ccxt": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
 }

@@ -20,7 +20,7 @@ MANAGE = str(BASE_DIR / "manage.py")
 OWN_VARIABLES = (
     "DEBUG", "PORT", "TIME_ZONE", "DATABASE_URL", "REDIS_URL", "Q_TIMEOUT", "Q_RETRY",
     "ORDER_SCHEDULER_LEASE_SECONDS", "ORDER_SCHEDULER_MAX_BATCH", "LOG_LEVEL", "ENV_FILE", "Q_WORKERS",
-    "ORDER_SCHEDULER_ACCOUNTS_FILE",
+    "ORDER_SCHEDULER_ACCOUNTS_FILE", "ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL",
 )  # fmt: skip
 
 
@@ -70,6 +70,7 @@ def show(expression: str, *, tmp_path, **env: str) -> str:
         ({"ORDER_SCHEDULER_MAX_BATCH": "-1"}, "ORDER_SCHEDULER_MAX_BATCH"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"ORDER_SCHEDULER_EXPORT_RATE": "often"}, "ORDER_SCHEDULER_EXPORT_RATE"),
+        ({"TELEGRAM_API_BASE_URL": "http://127.0.0.1:8081"}, "TELEGRAM_API_BASE_URL"),
         ({"ORDER_SCHEDULER_STATS_RATE": "0/min"}, "ORDER_SCHEDULER_STATS_RATE"),
         ({"ORDER_SCHEDULER_EXPORT_MAX_ROWS": "0"}, "ORDER_SCHEDULER_EXPORT_MAX_ROWS"),
         ({"DATABASE_URL": "postgres://u@db:5432/o", "DATABASE_STATEMENT_TIMEOUT": "-1"}, "DATABASE_STATEMENT_TIMEOUT"),
@@ -251,3 +252,14 @@ def test_it_gives_postgresql_statements_a_timeout(tmp_path):
 
     assert default == "{'options': '-c statement_timeout=30000'}"
     assert off == "{'options': '-c statement_timeout=0'}"
+
+
+def test_it_takes_a_plain_http_telegram_server_only_when_allowed(tmp_path):
+    shown = show(
+        "settings.TELEGRAM['API_BASE_URL']",
+        tmp_path=tmp_path,
+        TELEGRAM_API_BASE_URL="http://127.0.0.1:8081",
+        ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL="1",
+    )
+
+    assert shown == "http://127.0.0.1:8081"

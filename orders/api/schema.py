@@ -59,6 +59,10 @@ class AccountStatusSerializer(serializers.Serializer):
     last_success_at = serializers.DateTimeField(allow_null=True, help_text="Last order the exchange accepted.")
     last_error_at = serializers.DateTimeField(allow_null=True, help_text="Last order that failed.")
     last_error = serializers.CharField(allow_blank=True, help_text="Error code and message of that order.")
+    insecure_endpoint = serializers.BooleanField(
+        help_text="The account talks to something other than https on an OKX host (allowed only by "
+        "ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL)."
+    )
 
 
 class TelegramStatusSerializer(serializers.Serializer):
