@@ -5,6 +5,7 @@ ImproperlyConfigured naming the variable, so the service refuses to start.
 """
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our own static files (no CDN)
     "django_q",
+    "axes",  # failed logins limited per address and per username (see Auth below)
     "orders",
 ]
 
@@ -69,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page (429)
 ]
 
 ROOT_URLCONF = "scheduler_site.urls"
@@ -292,6 +295,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins on every login form (dashboard, admin, browsable API) are counted per
+# client address and per username by django-axes; past LOGIN_FAILURE_LIMIT the form
+# answers 429 (a lockout page) for LOGIN_LOCKOUT_MINUTES without checking any password.
+# Counts live in the `throttle` cache: Redis (exact across processes) when REDIS_URL is
+# set, else each web process's memory (the limit then applies per gunicorn worker), so a
+# guess writes nothing to the database. The audit trail gets one login_failed event per
+# address and username and one login_locked_out event per lockout (orders.apps).
+AUTHENTICATION_BACKENDS = ["orders.auth.LoginLimitBackend", "django.contrib.auth.backends.ModelBackend"]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# Behind reverse proxies that append the client's address to X-Forwarded-For, how many
+# of them there are; 0 (the default) trusts only REMOTE_ADDR (a client could write
+# anything into X-Forwarded-For). Used by the login limits and the audit trail alike.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_CACHE = "throttle"
+AXES_CLIENT_IP_CALLABLE = "orders.services.audit.client_address"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True
+AXES_HTTP_RESPONSE_CODE = 429
+# axes warns that a process-memory cache is not shared between processes: known and
+# accepted on the embedded default (see above); with REDIS_URL the cache is shared.
+SILENCED_SYSTEM_CHECKS = ["axes.W001"]
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/order-scheduler"
 
@@ -379,5 +410,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub"]}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
-    "loggers": {"ccxt": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {"ccxt": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -71,6 +71,8 @@ def show(expression: str, *, tmp_path, **env: str) -> str:
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"ORDER_SCHEDULER_EXPORT_RATE": "often"}, "ORDER_SCHEDULER_EXPORT_RATE"),
         ({"TELEGRAM_API_BASE_URL": "http://127.0.0.1:8081"}, "TELEGRAM_API_BASE_URL"),
+        ({"LOGIN_FAILURE_LIMIT": "0"}, "LOGIN_FAILURE_LIMIT"),
+        ({"TRUSTED_PROXY_COUNT": "many"}, "TRUSTED_PROXY_COUNT"),
         ({"ORDER_SCHEDULER_STATS_RATE": "0/min"}, "ORDER_SCHEDULER_STATS_RATE"),
         ({"ORDER_SCHEDULER_EXPORT_MAX_ROWS": "0"}, "ORDER_SCHEDULER_EXPORT_MAX_ROWS"),
         ({"DATABASE_URL": "postgres://u@db:5432/o", "DATABASE_STATEMENT_TIMEOUT": "-1"}, "DATABASE_STATEMENT_TIMEOUT"),
