@@ -11,6 +11,7 @@ import os
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -228,7 +229,7 @@ class OrderAdmin(ReadOnlyAdmin):
         if not term:
             return queryset, False
         try:
-            return selectors.search(queryset, term), False
+            return selectors.search(queryset, term, accounts=access.allowed_account_ids(request.user)), False
         except selectors.QueryError as exc:
             self.message_user(request, exc.message, messages.WARNING)
             return queryset.none(), False
@@ -301,15 +302,40 @@ class OrderAdmin(ReadOnlyAdmin):
         self._each(request, queryset, retry)
 
 
+class AuditUserFilter(admin.SimpleListFilter):
+    """Who acted, offering only the names in the events this user may see."""
+
+    title = _("user")
+    parameter_name = "username"
+
+    def lookups(self, request, model_admin):
+        events = model_admin.get_queryset(request).exclude(username="")  # "" is the system
+        names = events.order_by("username").values_list("username", flat=True).distinct()
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(username=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "username", "action", "target", "source", "changes"]
-    list_filter = ["action", "username"]
+    list_filter = ["action", AuditUserFilter]
     search_fields = ["username", "action", "target", "source"]
     date_hierarchy = "at"
     list_per_page = 100
     actions = ["export_jsonl"]
     change_list_template = "admin/orders/auditevent/change_list.html"
+
+    def get_queryset(self, request):
+        """A user limited to some accounts sees their own actions and the events about
+        their accounts and those accounts' orders, nothing of the others."""
+        events = super().get_queryset(request)
+        allowed = access.allowed_account_ids(request.user)
+        if allowed is None:
+            return events
+        orders = Order.objects.filter(account_id__in=allowed).values("request_id")
+        return events.filter(Q(user=request.user) | Q(target__in=allowed) | Q(target__in=orders))
 
     def get_urls(self):
         export = path("export/", self.admin_site.admin_view(self.export_view), name="orders_auditevent_export")

@@ -318,7 +318,14 @@ def telegram_status() -> dict:
     }
 
 
-def scheduler_status(*, accounts: set[str] | None = None) -> dict:
+TELEGRAM_DETAILS = ("pending", "last_sent_at", "next_try_at", "last_error", "last_error_at")
+
+
+def _telegram_on() -> dict:
+    return {"enabled": bot_config() is not None}
+
+
+def scheduler_status(*, accounts: set[str] | None = None, telegram_details: bool = True) -> dict:
     """The seed's status (running, queue_size, locked_accounts, total_accounts,
     today_stats) plus cluster, queue and per-account detail. `running` is true only
     while a django-q2 cluster's heartbeat is fresh; `locked_accounts` are the accounts
@@ -355,7 +362,8 @@ def scheduler_status(*, accounts: set[str] | None = None) -> dict:
         "oldest_queued_age_seconds": round((timezone.now() - oldest).total_seconds(), 3) if oldest else None,
         "trading_paused": bool(control and control.trading_paused),
         "trading_pause_reason": control.reason if control and control.trading_paused else "",
-        "telegram": telegram_status(),
+        # Delivery errors and timings are for operators; others learn only whether it is on.
+        "telegram": telegram_status() if telegram_details else {**dict.fromkeys(TELEGRAM_DETAILS), **_telegram_on()},
         "accounts": [
             {
                 "id": a.id,
@@ -502,13 +510,17 @@ def _prefix(field: str, value: str) -> Q:
     return Q(**{f"{field}__startswith": value})
 
 
-def search(orders: QuerySet, q: str) -> QuerySet:
+def search(orders: QuerySet, q: str, *, accounts: tuple[str, ...] | set[str] | None = None) -> QuerySet:
     """Orders whose request id, exchange order id or client order id is `q` or starts
     with it. Each field's matches are counted through its own index first (at most
-    SEARCH_MAX_MATCHES + 1 entries read); the page is then read from those matches."""
+    SEARCH_MAX_MATCHES + 1 entries read); the page is then read from those matches.
+    `accounts` (a user limited to some) bounds the count too: "more than N match" must
+    not tell anyone how many orders other accounts placed."""
     matches = Q()
     for field in SEARCH_FIELDS:
         candidates = Order.objects.filter(_prefix(field, q)).order_by().values("id")
+        if accounts is not None:
+            candidates = candidates.filter(account_id__in=list(accounts))
         found = candidates[: SEARCH_MAX_MATCHES + 1].count()
         if found > SEARCH_MAX_MATCHES:
             raise QueryError(
@@ -539,7 +551,7 @@ def filtered_orders(filters: OrderFilters) -> QuerySet:
     if filters.until:
         orders = orders.filter(created_at__lt=filters.until)
     if filters.q:
-        orders = search(orders, filters.q)
+        orders = search(orders, filters.q, accounts=filters.accounts)
     return orders
 
 

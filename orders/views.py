@@ -17,7 +17,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from orders import selectors
 from orders.api.serializers import OrdersQuerySerializer
-from orders.api.views import order_filters
+from orders.api.views import order_filters, status_for
 from orders.models import OrderStatus
 from orders.serializers import OrderSerializer
 from orders.services import access
@@ -151,7 +151,7 @@ def dashboard(request):
         except selectors.QueryError as exc:
             filter_errors = {exc.field: [exc.message]}
     orders = OrderSerializer(page.orders, many=True).data if page else []
-    status = selectors.scheduler_status(accounts=allowed)
+    status = status_for(user)
     stats = selectors.statistics(accounts=allowed)
     config = {
         "urls": {

@@ -250,3 +250,26 @@ def test_it_refuses_the_audit_export_to_a_user_without_the_right(client, account
     client.force_login(user)
 
     assert client.get(f"{AUDIT}export/").status_code == 403
+
+
+def test_it_shows_a_limited_staff_user_only_the_audit_of_their_accounts(client, accounts):
+    from orders.services.controls import pause
+
+    mine = make_order(created_at=timezone.now(), account="account_hedge")
+    other = make_order(created_at=timezone.now(), account="account_main")
+    audit_record(action="cancel", target=mine.request_id, source="10.0.0.1")
+    audit_record(action="cancel", target=other.request_id, source="10.0.0.2")
+    pause(account_id="account_main", reason="drill", source="test")
+    outsider = user_with_role("outsider", "admin")
+    audit_record(action="token_created", user=outsider, target="outsider")
+    user = staff(client, "trader", accounts=["account_hedge"])
+    audit_record(action="token_created", user=user, target=user.username)
+
+    page = client.get(AUDIT)
+    shown = {(e.action, e.target) for e in page.context["cl"].result_list}
+    names = {name for name, _ in page.context["cl"].filter_specs[1].lookup_choices}
+    exported = client.get(f"{AUDIT}export/").getvalue().decode()
+
+    assert shown == {("cancel", mine.request_id), ("token_created", user.username)}
+    assert names == {user.username}
+    assert other.request_id not in exported and "outsider" not in exported and mine.request_id in exported

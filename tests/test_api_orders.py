@@ -303,3 +303,24 @@ def test_it_refuses_anonymous_requests(client, accounts):
         assert response.status_code in (401, 403)
         assert response.json()["success"] is False
         assert "ORD_SECRET" not in response.content.decode()
+
+
+def test_it_counts_an_id_search_within_the_users_accounts_only(accounts, monkeypatch):
+    """ "More than N orders match" must not tell a limited user how busy other accounts are."""
+    from rest_framework.test import APIClient
+
+    from tests.conftest import user_with_role
+
+    monkeypatch.setattr(selectors, "SEARCH_MAX_MATCHES", 3)
+    for n in range(4):
+        make_order(created_at=T0, account="account_poit_main", request_id=f"ORD_LEAK{n}")
+    own = make_order(created_at=T0, account="account_main", request_id="ORD_LEAK9")
+    limited, everyone = APIClient(), APIClient()
+    limited.force_authenticate(user_with_role("lim", "viewer", accounts=["account_main"]))
+    everyone.force_authenticate(user_with_role("all", "viewer"))
+
+    mine = limited.get(URL, {"q": "ORD_LEAK"})
+    refused = everyone.get(URL, {"q": "ORD_LEAK"})
+
+    assert mine.status_code == 200 and [o["request_id"] for o in mine.json()["orders"]] == [own.request_id]
+    assert refused.status_code == 400 and "More than 3 orders match" in refused.json()["errors"]["q"][0]

@@ -66,11 +66,13 @@ class AccountStatusSerializer(serializers.Serializer):
 
 
 class TelegramStatusSerializer(serializers.Serializer):
+    """The delivery details are null for users who may not operate (pause/resume)."""
+
     enabled = serializers.BooleanField(help_text="TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID are set.")
-    pending = serializers.IntegerField(help_text="Notifications waiting to be delivered.")
+    pending = serializers.IntegerField(allow_null=True, help_text="Notifications waiting to be delivered.")
     last_sent_at = serializers.DateTimeField(allow_null=True)
     next_try_at = serializers.DateTimeField(allow_null=True, help_text="Delivery paused until then (429 or errors).")
-    last_error = serializers.CharField(allow_blank=True)
+    last_error = serializers.CharField(allow_blank=True, allow_null=True)
     last_error_at = serializers.DateTimeField(allow_null=True)
 
 

@@ -25,7 +25,7 @@ from orders.api.serializers import (
     StatsQuerySerializer,
 )
 from orders.serializers import OrderSerializer
-from orders.services.access import allowed_account_ids, may_control, may_use_account
+from orders.services.access import allowed_account_ids, can_operate, may_control, may_use_account
 from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume
 from orders.services.history import orders_csv
@@ -130,6 +130,12 @@ def batch_errors(errors, count: int) -> list[dict]:
     return aligned + [{}] * (count - len(aligned))
 
 
+def status_for(user) -> dict:
+    """The scheduler status as this user may see it: their accounts only, and Telegram's
+    delivery details (errors, timings) only for operators."""
+    return selectors.scheduler_status(accounts=allowed_account_ids(user), telegram_details=can_operate(user))
+
+
 class StatusView(APIView):
     permission_classes = [CanView]
 
@@ -139,7 +145,7 @@ class StatusView(APIView):
         responses={200: schema.StatusResponseSerializer, **AUTH_ERRORS},
     )
     def get(self, request):
-        status_ = selectors.scheduler_status(accounts=allowed_account_ids(request.user))
+        status_ = status_for(request.user)
         return Response({"success": True, "status": status_})
 
 
@@ -378,7 +384,7 @@ class ControlView(APIView):
         except ControlError as exc:  # an unknown account: nothing to pause or resume there
             return error_response(str(exc), {"account": [str(exc)]}, status_code=status.HTTP_404_NOT_FOUND)
         message = f"{self.action.capitalize()}d {f'account {account}' if account else 'all trading'}"
-        status_ = selectors.scheduler_status(accounts=allowed_account_ids(request.user))
+        status_ = status_for(request.user)
         return Response({"success": True, "message": message, "status": status_})
 
 
