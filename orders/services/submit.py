@@ -86,6 +86,7 @@ def _account_errors(item: dict, accounts: dict[str, Account]) -> dict[str, list[
                 unit=item.get("amount_unit") or AmountUnit.BASE,
                 price=item.get("price"),
                 leverage=item.get("leverage") or account.default_leverage,
+                side=item["side"],
             )
         )
     return errors
