@@ -87,11 +87,6 @@ class OrderSubmitSerializer(serializers.Serializer):
             )
         return value
 
-    def validate_account_id(self, value: str) -> str:
-        if not ACCOUNT_ID_RE.match(value):
-            raise serializers.ValidationError("1 to 64 letters, digits or _ . - only.")
-        return value
-
     def validate_amount(self, value):
         if value <= 0:
             raise serializers.ValidationError(f"Must be at least {SMALLEST:f}.")
