@@ -79,6 +79,14 @@ class SecretScrubFilter(logging.Filter):
     formatted and scrubbed into exc_text, which formatters print instead of exc_info."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            self._scrub(record)
+        except Exception:  # never let a record out unscrubbed: say what happened instead
+            record.msg, record.args = f"log record withheld: it could not be scrubbed ({record.name})", None
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+    def _scrub(self, record: logging.LogRecord) -> None:
         secrets = known_secrets()
         try:
             message = record.getMessage()
@@ -91,7 +99,6 @@ class SecretScrubFilter(logging.Filter):
             record.exc_text = scrub(record.exc_text, secrets)
         if record.stack_info:
             record.stack_info = scrub(record.stack_info, secrets)
-        return True
 
 
 class ScrubbingExceptionReporterFilter(SafeExceptionReporterFilter):
