@@ -636,3 +636,29 @@ def test_it_answers_every_bad_batch_with_a_list_of_objects_aligned_with_the_inpu
     assert all(isinstance(item, dict) and item for item in errors), errors
     assert all(isinstance(messages, list) and messages for item in errors for messages in item.values())
     assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_neither_reveals_nor_is_blocked_by_another_accounts_request_id(accounts):
+    """Trader B's own request_id, already used on an account B may not see: B's order gets
+    a server-issued id, re-sending finds it again, and nothing tells B about the other."""
+    from tests.conftest import user_with_role
+
+    alice, bob = APIClient(), APIClient()
+    alice.force_authenticate(user_with_role("alice", "trader", accounts=["account_main"]))
+    bob.force_authenticate(user_with_role("bob", "trader", accounts=["account_poit_main"]))
+    first = alice.post(URL, order_body(request_id="SHARED-1"), format="json")
+    mine = order_body(request_id="SHARED-1", account_id="account_poit_main")
+
+    created = bob.post(URL, mine, format="json")
+    again = bob.post(URL, mine, format="json")
+    changed = bob.post(URL, {**mine, "amount": 0.002}, format="json")
+
+    assert first.status_code == 201 and first.json()["request_id"] == "SHARED-1"
+    assert created.status_code == 201 and created.json()["request_id"].startswith("ORD_")
+    assert again.status_code == 200 and again.json()["request_id"] == created.json()["request_id"]
+    assert changed.status_code == 409 and "account_main" not in changed.content.decode()
+    assert "account_main" not in created.content.decode() + again.content.decode()
+    assert Order.objects.count() == 2
+    assert Order.objects.get(request_id="SHARED-1").account_id == "account_main"
+    assert Order.objects.get(request_id=created.json()["request_id"]).account_id == "account_poit_main"
