@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -137,9 +138,21 @@ class AccountAdmin(ReadOnlyAdmin):
             }
         return _("free")
 
+    def _controllable(self, request, queryset) -> list[str]:
+        """The selected accounts, or none with an error message when any of them is not
+        the user's to pause or resume (the same rule as the API's, orders.services.access)."""
+        account_ids = list(queryset.values_list("pk", flat=True))
+        refused = [pk for pk in account_ids if not access.may_control(request.user, pk)]
+        if refused:
+            self.message_user(
+                request, _("You may not pause or resume %s; nothing was done.") % ", ".join(refused), messages.ERROR
+            )
+            return []
+        return account_ids
+
     @admin.action(description=_("Pause the selected accounts"), permissions=["operate"])
     def pause_accounts(self, request, queryset):
-        for account_id in queryset.values_list("pk", flat=True):
+        for account_id in self._controllable(request, queryset):
             controls.pause(
                 account_id=account_id, reason="paused in the admin", user=request.user, source=client_address(request)
             )
@@ -147,7 +160,7 @@ class AccountAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Resume the selected accounts"), permissions=["operate"])
     def resume_accounts(self, request, queryset):
-        for account_id in queryset.values_list("pk", flat=True):
+        for account_id in self._controllable(request, queryset):
             controls.resume(account_id=account_id, user=request.user, source=client_address(request))
             self.message_user(request, _("Account %s resumed.") % account_id, messages.SUCCESS)
 
@@ -224,7 +237,7 @@ class OrderAdmin(ReadOnlyAdmin):
         if not term:
             return queryset, False
         try:
-            return selectors.search(queryset, term), False
+            return selectors.search(queryset, term, accounts=access.allowed_account_ids(request.user)), False
         except selectors.QueryError as exc:
             self.message_user(request, exc.message, messages.WARNING)
             return queryset.none(), False
@@ -333,15 +346,40 @@ class OrderAdmin(ReadOnlyAdmin):
         self._each(request, queryset, settle)
 
 
+class AuditUserFilter(admin.SimpleListFilter):
+    """Who acted, offering only the names in the events this user may see."""
+
+    title = _("user")
+    parameter_name = "username"
+
+    def lookups(self, request, model_admin):
+        events = model_admin.get_queryset(request).exclude(username="")  # "" is the system
+        names = events.order_by("username").values_list("username", flat=True).distinct()
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(username=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "username", "action", "target", "source", "changes"]
-    list_filter = ["action", "username"]
+    list_filter = ["action", AuditUserFilter]
     search_fields = ["username", "action", "target", "source"]
     date_hierarchy = "at"
     list_per_page = 100
     actions = ["export_jsonl"]
     change_list_template = "admin/orders/auditevent/change_list.html"
+
+    def get_queryset(self, request):
+        """A user limited to some accounts sees their own actions and the events about
+        their accounts and those accounts' orders, nothing of the others."""
+        events = super().get_queryset(request)
+        allowed = access.allowed_account_ids(request.user)
+        if allowed is None:
+            return events
+        orders = Order.objects.filter(account_id__in=allowed).values("request_id")
+        return events.filter(Q(user=request.user) | Q(target__in=allowed) | Q(target__in=orders))
 
     def get_urls(self):
         export = path("export/", self.admin_site.admin_view(self.export_view), name="orders_auditevent_export")

@@ -1,4 +1,5 @@
-"""Refuse an oversized request body before anything reads it."""
+"""Security headers on every response, and an oversized request body refused before
+anything reads it."""
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -20,3 +21,19 @@ class BodySizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+class SecurityHeadersMiddleware:
+    """The Content-Security-Policy (settings.CONTENT_SECURITY_POLICY) and X-Frame-Options
+    on every response, including those other middleware answer early (a 413): outermost
+    in MIDDLEWARE. A view that sets its own keeps it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", self.policy)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response

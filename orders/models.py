@@ -156,6 +156,7 @@ class Order(models.Model):
         permissions = [
             ("trade", "Can submit, cancel and retry orders"),
             ("operate", "Can pause and resume trading and sync accounts"),
+            ("all_accounts", "Can see and trade every account"),
         ]
         indexes = [
             # the queue: next order of an account

@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus
+from orders.services.accounts import insecure_endpoint
 from orders.telegram import bot_config
 
 ALL_STATUSES = tuple(OrderStatus.values)
@@ -317,7 +318,14 @@ def telegram_status() -> dict:
     }
 
 
-def scheduler_status(*, accounts: set[str] | None = None) -> dict:
+TELEGRAM_DETAILS = ("pending", "last_sent_at", "next_try_at", "last_error", "last_error_at")
+
+
+def _telegram_on() -> dict:
+    return {"enabled": bot_config() is not None}
+
+
+def scheduler_status(*, accounts: set[str] | None = None, telegram_details: bool = True) -> dict:
     """The seed's status (running, queue_size, locked_accounts, total_accounts,
     today_stats) plus cluster, queue and per-account detail. `running` is true only
     while a django-q2 cluster's heartbeat is fresh; `locked_accounts` are the accounts
@@ -354,7 +362,8 @@ def scheduler_status(*, accounts: set[str] | None = None) -> dict:
         "oldest_queued_age_seconds": round((timezone.now() - oldest).total_seconds(), 3) if oldest else None,
         "trading_paused": bool(control and control.trading_paused),
         "trading_pause_reason": control.reason if control and control.trading_paused else "",
-        "telegram": telegram_status(),
+        # Delivery errors and timings are for operators; others learn only whether it is on.
+        "telegram": telegram_status() if telegram_details else {**dict.fromkeys(TELEGRAM_DETAILS), **_telegram_on()},
         "accounts": [
             {
                 "id": a.id,
@@ -373,6 +382,7 @@ def scheduler_status(*, accounts: set[str] | None = None) -> dict:
                 "degraded": a.degraded_since is not None,
                 "degraded_reason": a.degraded_reason,
                 "degraded_since": a.degraded_since,
+                "insecure_endpoint": insecure_endpoint(a.hostname, a.base_url),
             }
             for a in accounts
         ],
@@ -390,7 +400,11 @@ def statistics(*, account: str | None = None, strategy: str | None = None, accou
     if accounts is not None and account is None and len(accounts) == 1:
         account = next(iter(accounts))
     filters = {name: value for name, value in (("account", account), ("strategy_name", strategy)) if value}
-    if accounts is not None and account is None:
+    if accounts is not None and not accounts:
+        # A user who reaches no account: "" is never an account id, and unlike an empty
+        # IN list it still compiles into the raw SQL of durations().
+        filters["account"] = ""
+    elif accounts is not None and account is None:
         filters["account__in"] = sorted(accounts)
     orders = Order.objects.filter(**filters)
     today = timezone.localdate()
@@ -483,6 +497,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValueError("not a cursor from this API") from None
     if created_at is None or timezone.is_naive(created_at) or not isinstance(pk, int) or isinstance(pk, bool):
         raise ValueError("not a cursor from this API")
+    if not 0 <= pk < 2**63:  # past a 64-bit id, the database would refuse the number itself
+        raise ValueError("not a cursor from this API")
     return created_at, pk
 
 
@@ -497,13 +513,17 @@ def _prefix(field: str, value: str) -> Q:
     return Q(**{f"{field}__startswith": value})
 
 
-def search(orders: QuerySet, q: str) -> QuerySet:
+def search(orders: QuerySet, q: str, *, accounts: tuple[str, ...] | set[str] | None = None) -> QuerySet:
     """Orders whose request id, exchange order id or client order id is `q` or starts
     with it. Each field's matches are counted through its own index first (at most
-    SEARCH_MAX_MATCHES + 1 entries read); the page is then read from those matches."""
+    SEARCH_MAX_MATCHES + 1 entries read); the page is then read from those matches.
+    `accounts` (a user limited to some) bounds the count too: "more than N match" must
+    not tell anyone how many orders other accounts placed."""
     matches = Q()
     for field in SEARCH_FIELDS:
         candidates = Order.objects.filter(_prefix(field, q)).order_by().values("id")
+        if accounts is not None:
+            candidates = candidates.filter(account_id__in=list(accounts))
         found = candidates[: SEARCH_MAX_MATCHES + 1].count()
         if found > SEARCH_MAX_MATCHES:
             raise QueryError(
@@ -534,7 +554,7 @@ def filtered_orders(filters: OrderFilters) -> QuerySet:
     if filters.until:
         orders = orders.filter(created_at__lt=filters.until)
     if filters.q:
-        orders = search(orders, filters.q)
+        orders = search(orders, filters.q, accounts=filters.accounts)
     return orders
 
 

@@ -17,7 +17,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from orders import selectors
 from orders.api.serializers import OrdersQuerySerializer
-from orders.api.views import order_filters
+from orders.api.views import order_filters, status_for
 from orders.models import OrderStatus
 from orders.serializers import OrderSerializer
 from orders.services import access, stream
@@ -154,7 +154,7 @@ def dashboard(request):
         except selectors.QueryError as exc:
             filter_errors = {exc.field: [exc.message]}
     orders = OrderSerializer(page.orders, many=True).data if page else []
-    status = selectors.scheduler_status(accounts=allowed)
+    status = status_for(user)
     stats = selectors.statistics(accounts=allowed)
     config = {
         "urls": {
@@ -218,6 +218,8 @@ def dashboard(request):
         "accounts": [{**account, "states": _account_states(account)} for account in status["accounts"]],
         "can_trade": can_trade,
         "can_operate": config["can_operate"],
+        # The desk-wide switch: only for an operator who reaches every account.
+        "can_operate_all": access.may_control(user, None),
         "time_zone": stats["time_zone"],
     }
     return render(request, "orders/dashboard.html", context)

@@ -5,6 +5,7 @@ ImproperlyConfigured naming the variable, so the service refuses to start.
 """
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -55,12 +56,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our own static files (no CDN)
     "django_q",
+    "axes",  # failed logins limited per address and per username (see Auth below)
     "orders",
 ]
 
 MIDDLEWARE = [
-    "orders.middleware.BodySizeLimitMiddleware",
+    # Outermost, so that every answer carries the security headers, even a 413.
+    "orders.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "orders.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -69,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page (429)
 ]
 
 ROOT_URLCONF = "scheduler_site.urls"
@@ -109,7 +114,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
     }
     _db["TEST"] = {"NAME": str(Path(_db["NAME"]).with_name("test_" + Path(_db["NAME"]).name))}
-elif _db["ENGINE"] not in ("django.db.backends.postgresql",):
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    # No statement may run longer than this (0: no limit): a runaway query gives up with
+    # an error instead of holding a connection and a web thread. Long migrations on a big
+    # database: run `migrate` with DATABASE_STATEMENT_TIMEOUT=0.
+    _timeout = env_int("DATABASE_STATEMENT_TIMEOUT", 30, minimum=0)
+    _db.setdefault("OPTIONS", {})["options"] = f"-c statement_timeout={_timeout * 1000}"
+else:
     raise ImproperlyConfigured("DATABASE_URL must be a sqlite:// or postgres:// URL")
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -219,6 +230,9 @@ ORDER_SCHEDULER = {
     "PAUSED_SUBMITS": env_choice("ORDER_SCHEDULER_PAUSED_SUBMITS", "hold", ("hold", "refuse")),
     "MAX_BATCH": env_int("ORDER_SCHEDULER_MAX_BATCH", 100, minimum=1),
     "MAX_ORDERS_LIMIT": env_int("ORDER_SCHEDULER_MAX_ORDERS_LIMIT", 1000, minimum=1),
+    # Rows one CSV export may carry; a larger one is refused with a 400 saying how to
+    # narrow it (manage.py export_orders has no bound: it runs off the web threads).
+    "EXPORT_MAX_ROWS": env_int("ORDER_SCHEDULER_EXPORT_MAX_ROWS", 100_000, minimum=1),
     # Journal files of days more than this many days ago are gzipped by the daily
     # archive_logs schedule (and by `manage.py archive_logs` without --older-than).
     "ARCHIVE_DAYS": env_int("ORDER_SCHEDULER_ARCHIVE_DAYS", 7, minimum=0),
@@ -228,6 +242,10 @@ ORDER_SCHEDULER = {
     # Open event streams each web process holds (one gunicorn thread each, beside the
     # API's 4); past it a stream is refused with a 503 (orders.services.stream).
     "STREAMS_PER_WORKER": env_int("ORDER_SCHEDULER_STREAMS_PER_WORKER", 256, minimum=1, maximum=4096),
+    # Accounts' base_url and hostname must be https on OKX's own hosts, and the Telegram
+    # API https, unless this is set (the test fakes, a self-hosted gateway): credentials
+    # must not be sent in the clear or to someone else by a typo in a config file.
+    "ALLOW_INSECURE_BASE_URL": env_bool("ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL", False),
 }
 
 
@@ -287,6 +305,11 @@ TELEGRAM = {
     "RETRY_SECONDS": env_float("TELEGRAM_RETRY_SECONDS", 5.0, minimum=0.1),
     "MAX_ATTEMPTS": env_int("TELEGRAM_MAX_ATTEMPTS", 10, minimum=1),
 }
+if not TELEGRAM["API_BASE_URL"].startswith("https://") and not ORDER_SCHEDULER["ALLOW_INSECURE_BASE_URL"]:
+    raise ImproperlyConfigured(
+        "TELEGRAM_API_BASE_URL must be https:// (a local Bot API server over http needs "
+        "ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL=1)"
+    )
 if bool(TELEGRAM["BOT_TOKEN"]) != bool(TELEGRAM["CHAT_ID"]):
     raise ImproperlyConfigured(
         "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID must be set together (leave both empty to disable Telegram)"
@@ -309,8 +332,21 @@ if HTTPS:
     SECURE_SSL_REDIRECT = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000, minimum=0)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
-    SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
+    # Opt-in: HSTS on every subdomain, and the browsers' preload list, bind hosts this
+    # service does not own and are slow to undo; the deploy check's reminders about them
+    # are silenced until they are chosen (below).
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", False)
+# Every page: scripts and everything else only from this site, no inline script (styles
+# may be inline: the admin's and the dashboard's style attributes), no framing, no
+# plugins, forms post only here.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# Signed-in sessions end after this many hours (Django's default is two weeks).
+SESSION_COOKIE_AGE = env_int("SESSION_HOURS", 8, minimum=1, maximum=24 * 30) * 3600
 # Only behind a proxy that sets X-Forwarded-Proto itself (never trust a client's).
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -323,6 +359,38 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins on every login form (dashboard, admin, browsable API) are counted per
+# client address and per username by django-axes; past LOGIN_FAILURE_LIMIT the form
+# answers 429 (a lockout page) for LOGIN_LOCKOUT_MINUTES without checking any password.
+# Counts live in the `throttle` cache: Redis (exact across processes) when REDIS_URL is
+# set, else each web process's memory (the limit then applies per gunicorn worker), so a
+# guess writes nothing to the database. The audit trail gets one login_failed event per
+# address and username and one login_locked_out event per lockout (orders.apps).
+AUTHENTICATION_BACKENDS = ["orders.auth.LoginLimitBackend", "django.contrib.auth.backends.ModelBackend"]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# Behind reverse proxies that append the client's address to X-Forwarded-For, how many
+# of them there are; 0 (the default) trusts only REMOTE_ADDR (a client could write
+# anything into X-Forwarded-For). Used by the login limits and the audit trail alike.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_CACHE = "throttle"
+AXES_CLIENT_IP_CALLABLE = "orders.services.audit.client_address"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True
+AXES_HTTP_RESPONSE_CODE = 429
+# axes warns that a process-memory cache is not shared between processes: known and
+# accepted on the embedded default (see above); with REDIS_URL the cache is shared.
+SILENCED_SYSTEM_CHECKS = ["axes.W001"]
+if HTTPS and not SECURE_HSTS_INCLUDE_SUBDOMAINS:
+    SILENCED_SYSTEM_CHECKS.append("security.W005")  # HSTS_INCLUDE_SUBDOMAINS is opt-in
+if HTTPS and not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS.append("security.W021")  # HSTS_PRELOAD is opt-in
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/order-scheduler"
 
@@ -336,11 +404,23 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # Request bodies are JSON only (what the schema publishes; a form body that does not
+    # parse must not read as "no account: all trading"), and hostile JSON (nested
+    # thousands deep, NaN) is a 400, never a 500.
+    "DEFAULT_PARSER_CLASSES": ["orders.api.parsers.SafeJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "EXCEPTION_HANDLER": "orders.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
-    # Submits per user (and per address when anonymous); 429 with Retry-After past it.
-    "DEFAULT_THROTTLE_RATES": {"submit": env_rate("ORDER_SCHEDULER_SUBMIT_RATE", "6000/min")},
+    # Per user (and per address when anonymous); 429 with Retry-After past it. Submits:
+    # ten a second sustained is more than a strategy needs (a batch counts once) and
+    # leaves the web threads to everyone else; exports and statistics are the expensive
+    # reads that could otherwise hold every thread while trading calls wait.
+    "DEFAULT_THROTTLE_RATES": {
+        "submit": env_rate("ORDER_SCHEDULER_SUBMIT_RATE", "600/min"),
+        "export": env_rate("ORDER_SCHEDULER_EXPORT_RATE", "6/min"),
+        "stats": env_rate("ORDER_SCHEDULER_STATS_RATE", "120/min"),
+    },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -354,6 +434,7 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "orders.api.schema.tighten"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
@@ -381,7 +462,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# --- Logging: plain lines to stderr; secrets never reach a log (see orders.exchanges) ---
+# --- Logging and error pages: secrets never reach either (orders.redaction) -----------
+
+DEFAULT_EXCEPTION_REPORTER = "orders.redaction.ScrubbingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "orders.redaction.ScrubbingExceptionReporterFilter"
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper() or "INFO"
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -389,8 +473,10 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # Every known secret is masked in every record: message, arguments, traceback.
+    "filters": {"scrub": {"()": "orders.redaction.SecretScrubFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub"]}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
-    "loggers": {"ccxt": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {"ccxt": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,11 +11,12 @@ urlpatterns = [
     # Log in and out from the browsable API's pages.
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    # Interactive docs (Swagger UI, served from our static files); a browser that is not
-    # logged in is sent to the browsable API's login page first.
+    # Interactive docs (Swagger UI, served from our static files; its start-up script from
+    # the same URL with ?script, not inline, for the Content-Security-Policy); a browser
+    # that is not logged in is sent to the browsable API's login page first.
     path(
         "api/docs/",
-        login_required(SpectacularSwaggerView.as_view(url_name="api-schema"), login_url="rest_framework:login"),
+        login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema"), login_url="rest_framework:login"),
         name="api-docs",
     ),
     path("", include("orders.urls")),

@@ -202,16 +202,19 @@ def checked_api(api):
     return CheckedClient(api, published_schema(api))
 
 
-def user_with_role(username: str, role: str = "trader", accounts=()):
-    """A user in one of the role groups (viewer, trader, admin), optionally limited to
-    some accounts."""
+def user_with_role(username: str, role: str = "trader", accounts=None):
+    """A user in one of the role groups (viewer, trader, admin) with the all-accounts
+    right (accounts=None) or limited to the accounts given (an empty list: none)."""
     from django.contrib.auth.models import Group
 
     from orders.models import AccountGrant
+    from orders.services.access import all_accounts_permission
 
     user = get_user_model().objects.create_user(username, password=f"pw-{username}-123", is_staff=role == "admin")
     user.groups.add(Group.objects.get(name=role))
-    for account_id in accounts:
+    if accounts is None:
+        user.user_permissions.add(all_accounts_permission())
+    for account_id in accounts or ():
         AccountGrant.objects.create(user=user, account_id=account_id)
     return user
 

@@ -21,6 +21,8 @@ TEST_ENV = {
     "SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdef",
     "DEBUG": "0",
     "LOG_LEVEL": "WARNING",
+    # The OKX and Telegram fakes listen on http://127.0.0.1.
+    "ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL": "1",
 }
 # A queue of its own per test run: a Redis broker is shared by everything on the machine.
 TEST_ENV["Q_CLUSTER_NAME"] = f"pytest{os.getpid()}"

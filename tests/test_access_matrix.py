@@ -1,5 +1,6 @@
 """Every endpoint for anonymous, viewer, trader (own and foreign account), admin role
-and superuser: each allowed or refused as documented, and never a 500."""
+(unlimited and limited to some accounts) and superuser: each allowed or refused as
+documented, and never a 500."""
 
 from decimal import Decimal
 
@@ -42,6 +43,7 @@ def people(accounts):
         "viewer": user_with_role("vera", "viewer"),
         "trader": user_with_role("tom", "trader", accounts=["account_main", "account_spot"]),
         "admin": user_with_role("ada", "admin"),
+        "limited_admin": user_with_role("lia", "admin", accounts=["account_main", "account_spot"]),
         "superuser": get_user_model().objects.create_superuser("sue", "", "pw-sue-123"),
     }
 
@@ -58,7 +60,7 @@ READS = [
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("who", ["anonymous", "viewer", "trader", "admin", "superuser"])
+@pytest.mark.parametrize("who", ["anonymous", "viewer", "trader", "admin", "limited_admin", "superuser"])
 def test_it_answers_every_read_endpoint_as_the_role_allows(people, who):
     client = client_for(people[who])
     own, foreign = queued("account_main"), queued("account_poit_main")
@@ -75,7 +77,7 @@ def test_it_answers_every_read_endpoint_as_the_role_allows(people, who):
 
     if who == "anonymous":
         assert set(codes.values()) - {200} == {401} and codes["healthz"] == 200
-    elif who == "trader":  # limited to account_main and account_spot
+    elif who in ("trader", "limited_admin"):  # limited to account_main and account_spot
         assert {codes[p] for p in READS} == {200}
         assert (codes["own detail"], codes["foreign detail"]) == (200, 404)
         assert (codes["foreign filter"], codes["foreign stats"], codes["foreign export"]) == (403, 403, 403)
@@ -100,7 +102,7 @@ def test_it_shows_a_limited_trader_only_their_accounts(people):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("who", ["anonymous", "viewer", "trader", "admin", "superuser"])
+@pytest.mark.parametrize("who", ["anonymous", "viewer", "trader", "admin", "limited_admin", "superuser"])
 def test_it_allows_trading_actions_to_traders_on_their_accounts_only(people, who):
     client = client_for(people[who])
     own_queued, foreign_queued = queued("account_main"), queued("account_poit_main")
@@ -124,6 +126,7 @@ def test_it_allows_trading_actions_to_traders_on_their_accounts_only(people, who
                   "retry own": 201, "cancel again": 409},
     }  # fmt: skip
     expected["superuser"] = expected["admin"]
+    expected["limited_admin"] = expected["trader"]
     assert codes == expected[who]
     if who in ("anonymous", "viewer"):
         assert Order.objects.filter(status="cancelled").count() == 0
@@ -131,7 +134,7 @@ def test_it_allows_trading_actions_to_traders_on_their_accounts_only(people, who
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("who", ["anonymous", "viewer", "trader", "admin", "superuser"])
+@pytest.mark.parametrize("who", ["anonymous", "viewer", "trader", "admin", "limited_admin", "superuser"])
 def test_it_allows_the_kill_switch_to_admins_only(people, who):
     client = client_for(people[who])
 
@@ -142,14 +145,16 @@ def test_it_allows_the_kill_switch_to_admins_only(people, who):
     expected = {"anonymous": 401, "viewer": 403, "trader": 403}.get(who)
     if expected:
         assert (pause.status_code, resume.status_code, unknown.status_code) == (expected,) * 3
+    elif who == "limited_admin":  # their own account only; an unknown one is not theirs either
+        assert (pause.status_code, resume.status_code, unknown.status_code) == (200, 200, 403)
     else:
-        assert (pause.status_code, resume.status_code, unknown.status_code) == (200, 200, 400)
+        assert (pause.status_code, resume.status_code, unknown.status_code) == (200, 200, 404)
         assert pause.json()["status"]["accounts"][0]["id"] == "account_hedge"
         assert unknown.json()["errors"]["account"] == ["Unknown account 'nope'."]
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("who", ["anonymous", "viewer", "trader", "admin", "superuser"])
+@pytest.mark.parametrize("who", ["anonymous", "viewer", "trader", "admin", "limited_admin", "superuser"])
 def test_it_opens_the_admin_to_staff_only(people, who, client):
     user = people[who]
     if user is not None:
@@ -157,7 +162,54 @@ def test_it_opens_the_admin_to_staff_only(people, who, client):
 
     response = client.get("/admin/orders/order/")
 
-    if who in ("admin", "superuser"):
+    if who in ("admin", "limited_admin", "superuser"):
         assert response.status_code == 200
     else:
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_it_keeps_a_limited_admin_to_their_accounts_for_pause_and_resume(people):
+    from orders.models import Account, AuditEvent, Control
+    from orders.services.controls import pause
+
+    client = client_for(people["limited_admin"])
+    pause(reason="superuser's incident", user=people["superuser"])
+    audited = AuditEvent.objects.count()
+
+    foreign = client.post("/api/order-scheduler/pause", {"account": "account_poit_main", "reason": "x"}, format="json")
+    desk_pause = client.post("/api/order-scheduler/pause", {"reason": "x"}, format="json")
+    desk_resume = client.post("/api/order-scheduler/resume", {}, format="json")
+    foreign_resume = client.post("/api/order-scheduler/resume", {"account": "account_poit_main"}, format="json")
+
+    assert [r.status_code for r in (foreign, desk_pause, desk_resume, foreign_resume)] == [403] * 4
+    assert foreign.json()["error"] == "You may not pause account 'account_poit_main'."
+    assert desk_resume.json()["error"] == "You may not resume all trading."
+    assert Control.objects.get(pk=1).trading_paused and Control.objects.get(pk=1).reason == "superuser's incident"
+    assert not Account.objects.get(pk="account_poit_main").paused
+    assert AuditEvent.objects.count() == audited
+
+
+@pytest.mark.django_db
+def test_it_keeps_a_limited_admin_to_their_accounts_in_the_admin_and_the_dashboard(people, client):
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+
+    from orders.models import Account
+
+    client.force_login(people["limited_admin"])
+    listed = client.get("/admin/orders/account/")
+    refused = client.post(
+        "/admin/orders/account/",
+        {"action": "pause_accounts", ACTION_CHECKBOX_NAME: ["account_poit_main"]},
+        follow=True,
+    )
+    own = client.post(
+        "/admin/orders/account/", {"action": "pause_accounts", ACTION_CHECKBOX_NAME: ["account_main"]}, follow=True
+    )
+    page = client.get("/order-scheduler").content.decode()
+
+    assert {a.pk for a in listed.context["cl"].result_list} == {"account_main", "account_spot"}
+    assert refused.status_code == 200 and not Account.objects.get(pk="account_poit_main").paused
+    assert own.status_code == 200 and Account.objects.get(pk="account_main").paused
+    assert 'data-action="toggle-trading"' not in page  # the desk-wide switch is not theirs
+    assert 'data-action="pause-account"' in page or 'data-action="resume-account"' in page

@@ -25,8 +25,8 @@ def root(client, admin_user):
     return client
 
 
-def staff(client, role: str):
-    user = user_with_role(f"staff-{role}", role)
+def staff(client, role: str, accounts=None):
+    user = user_with_role(f"staff-{role}", role, accounts)
     user.is_staff = True
     user.save(update_fields=["is_staff"])
     client.force_login(user)
@@ -170,8 +170,7 @@ def test_it_offers_each_role_only_its_actions(client, accounts, role, may_trade,
 
 
 def test_it_shows_a_staff_user_limited_to_some_accounts_only_those(client, accounts):
-    user = staff(client, "trader")
-    user.account_grants.create(account_id="account_hedge")
+    staff(client, "trader", accounts=["account_hedge"])
     mine = make_order(created_at=timezone.now(), account="account_hedge")
     other = make_order(created_at=timezone.now(), account="account_main")
 
@@ -289,3 +288,26 @@ def test_it_asks_for_the_exchange_order_id_before_settling_as_placed(root, accou
 
     assert "give its exchange order id; nothing was done" in response.content.decode()
     assert Order.objects.get(pk=order.pk).status == OrderStatus.UNKNOWN
+
+
+def test_it_shows_a_limited_staff_user_only_the_audit_of_their_accounts(client, accounts):
+    from orders.services.controls import pause
+
+    mine = make_order(created_at=timezone.now(), account="account_hedge")
+    other = make_order(created_at=timezone.now(), account="account_main")
+    audit_record(action="cancel", target=mine.request_id, source="10.0.0.1")
+    audit_record(action="cancel", target=other.request_id, source="10.0.0.2")
+    pause(account_id="account_main", reason="drill", source="test")
+    outsider = user_with_role("outsider", "admin")
+    audit_record(action="token_created", user=outsider, target="outsider")
+    user = staff(client, "trader", accounts=["account_hedge"])
+    audit_record(action="token_created", user=user, target=user.username)
+
+    page = client.get(AUDIT)
+    shown = {(e.action, e.target) for e in page.context["cl"].result_list}
+    names = {name for name, _ in page.context["cl"].filter_specs[1].lookup_choices}
+    exported = client.get(f"{AUDIT}export/").getvalue().decode()
+
+    assert shown == {("cancel", mine.request_id), ("token_created", user.username)}
+    assert names == {user.username}
+    assert other.request_id not in exported and "outsider" not in exported and mine.request_id in exported

@@ -10,9 +10,10 @@ import pytest
 from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from orders.models import OrderStatus
+from orders.models import Order, OrderStatus
 from orders.serializers import OrderSerializer
 from tests.api_helpers import make_order
 from tests.conftest import user_with_role
@@ -28,9 +29,9 @@ def rows(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8"))))
 
 
-def client_for(role: str = "viewer", accounts=()) -> APIClient:
+def client_for(role: str = "viewer", accounts=None) -> APIClient:
     client = APIClient()
-    client.force_authenticate(user_with_role(f"csv-{role}-{len(accounts)}", role, accounts))
+    client.force_authenticate(user_with_role(f"csv-{role}-{len(accounts or ())}", role, accounts))
     return client
 
 
@@ -166,7 +167,6 @@ def test_it_lets_every_role_export_and_refuses_anyone_else(client, history, djan
         ({"status": "done"}, "status"),
         ({"limit": "10"}, "limit"),
         ({"cursor": "abc"}, "cursor"),
-        ({"since": "2026-02-22", "until": "2026-02-21"}, "until"),
     ],
 )
 def test_it_refuses_a_bad_query_with_a_message_per_field(api, history, params, field):
@@ -184,3 +184,114 @@ def test_it_refuses_a_search_too_broad_to_read_from_an_index(api, history, monke
 
     assert response.status_code == 400
     assert "More than 10 orders match 'ORD_'" in response.json()["errors"]["q"][0]
+
+
+def many_orders(count: int, *, account: str = "account_main") -> None:
+    """`count` finished orders in a few bulk inserts (one insert each would take minutes)."""
+    from orders.services.submit import client_order_id_for
+
+    start = timezone.now() - timedelta(days=1)
+    Order.objects.bulk_create(
+        (
+            Order(
+                request_id=f"ORD_BULK{n:08d}", client_order_id=client_order_id_for(f"ORD_BULK{n:08d}"),
+                account_id=account, symbol="BTC/USDT:USDT", side="buy", order_type="market",
+                amount=Decimal("0.001"), leverage=10, margin_mode="cross", strategy_name="bulk",
+                status=OrderStatus.SUCCESS, created_at=start + timedelta(milliseconds=n), attempts=1,
+            )
+            for n in range(count)
+        ),
+        batch_size=2000,
+    )  # fmt: skip
+
+
+def test_it_refuses_an_export_over_the_row_bound_with_a_400_saying_how_to_narrow(accounts, settings):
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "EXPORT_MAX_ROWS": 50}
+    many_orders(51)
+    client = client_for()
+
+    refused = client.get(URL)
+    narrowed = client.get(URL, {"until": "2020-01-01"})
+    exact = client.get(URL, {"account": "account_main", "status": "success"})
+
+    assert refused.status_code == 400 and not isinstance(refused, StreamingHttpResponse)
+    assert refused.json()["error"] == "Export too large"
+    message = refused.json()["errors"]["non_field_errors"][0]
+    assert message.startswith("More than 50 orders match; narrow the export with since and until")
+    assert narrowed.status_code == 200 and rows(narrowed) == []
+    Order.objects.filter(request_id="ORD_BULK00000050").delete()
+    assert exact.status_code == 400 and len(rows(client.get(URL))) == 50
+    assert Order.objects.count() == 50
+
+
+def test_it_throttles_exports_per_user_with_retry_after(accounts, monkeypatch):
+    from orders.api.permissions import ScopedThrottle
+
+    monkeypatch.setattr(ScopedThrottle, "THROTTLE_RATES", {"export": "2/min", "submit": "100/min"})
+    make_order(created_at=timezone.now())
+    viewer, other = client_for("viewer"), client_for("trader")
+
+    answers = [viewer.get(URL) for _ in range(3)]
+    others = other.get(URL)
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2]["Retry-After"]) > 0 and answers[2].json()["success"] is False
+    assert others.status_code == 200  # counted per user
+
+
+@pytest.mark.e2e
+def test_it_keeps_trading_calls_answering_while_exports_run(service_factory, accounts):
+    """gunicorn as `make run` starts it, with one worker of 4 threads: a viewer opens 8
+    large exports at once and never reads them (each would hold a thread), yet a
+    trader's submit answers at once: past the export rate the exports are refused with
+    429 before they take a thread."""
+    import concurrent.futures
+    import http.client
+    import json as json_module
+    import socket
+
+    from rest_framework.authtoken.models import Token
+
+    from tests.conftest import user_with_role, wait_for
+
+    many_orders(60_000)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    service_factory(
+        args=("--no-cluster", "--host", "127.0.0.1", "--port", str(port), "--web-workers", "1"),
+        env={"ORDER_SCHEDULER_EXPORT_RATE": "2/min", "ORDER_SCHEDULER_EXPORT_MAX_ROWS": "100000"},
+    )
+    viewer = Token.objects.create(user=user_with_role("reader", "viewer")).key
+    trader = Token.objects.create(user=user_with_role("desk", "trader")).key
+
+    def healthy():
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+
+    wait_for(healthy, timeout=30, message="the web server")
+
+    def open_export():
+        """Start an export and read only its status line: the rest stays unread."""
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/api/order-scheduler/orders.csv", headers={"Authorization": f"Token {viewer}"})
+        return connection, connection.getresponse()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        exports = list(pool.map(lambda _: open_export(), range(8)))
+    body = json_module.dumps({"account_id": "account_main", "symbol": "BTC/USDT:USDT", "side": "buy",
+                              "order_type": "market", "amount": 0.001})  # fmt: skip
+    submit = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    submit.request("POST", "/api/order-scheduler/submit", body=body,
+                   headers={"Authorization": f"Token {trader}", "Content-Type": "application/json"})  # fmt: skip
+    answer = submit.getresponse()
+
+    assert answer.status == 201, answer.read()[:300]
+    assert sorted(response.status for _, response in exports) == [200, 200] + [429] * 6
+    assert Order.objects.filter(strategy_name="manual").count() == 1
+    for held, _ in exports:
+        held.close()

@@ -1,6 +1,7 @@
 """POST /api/order-scheduler/orders/<request_id>/settle: an operator states what became
 of an order whose outcome is unknown."""
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -30,9 +31,11 @@ def unknown_order(*, account="account_main", deadline_in: float = -5) -> Order:
     return Order.objects.select_related("account").get(pk=order.pk)
 
 
-def settle(api, order_or_id, **body):
+def settle(client, order_or_id, **body):
+    """POST the settlement as JSON, from an API client or a logged-in browser."""
     request_id = getattr(order_or_id, "request_id", order_or_id)
-    return api.post(f"/api/order-scheduler/orders/{request_id}/settle", body, format="json")
+    url = f"/api/order-scheduler/orders/{request_id}/settle"
+    return client.post(url, json.dumps(body), content_type="application/json")
 
 
 def test_it_fails_an_order_an_operator_found_not_placed(api, accounts):
@@ -106,6 +109,7 @@ def test_it_refuses_an_order_that_is_not_unknown(api, accounts):
         ({"outcome": "placed"}, "exchange_order_id", "Required when the outcome is 'placed'."),
         ({"outcome": "not_placed", "exchange_order_id": "1"}, "exchange_order_id", "Only for the outcome 'placed'."),
         ({"outcome": "placed", "exchange_order_id": "a b"}, "exchange_order_id", None),
+        ({"outcome": "not_placed", "note": "x"}, "note", "Unknown field."),
     ],
 )
 def test_it_answers_bad_input_with_a_message_per_field(api, accounts, body, field, message):
@@ -124,9 +128,8 @@ def test_it_answers_404_for_an_unknown_order_or_another_accounts(client, account
     operator = user_with_role("limited_admin", "admin", accounts=["account_main"])
     client.force_login(operator)
 
-    assert client.post("/api/order-scheduler/orders/ORD_nope/settle", {"outcome": "not_placed"}).status_code == 404
-    response = client.post(f"/api/order-scheduler/orders/{foreign.request_id}/settle", {"outcome": "not_placed"})
-    assert response.status_code == 404
+    assert settle(client, "ORD_nope", outcome="not_placed").status_code == 404
+    assert settle(client, foreign, outcome="not_placed").status_code == 404
     assert Order.objects.get(pk=foreign.pk).status == OrderStatus.UNKNOWN
 
 

@@ -228,3 +228,15 @@ def test_it_refuses_anonymous_requests(client, accounts):
 
     assert response.status_code in (401, 403)
     assert response.json()["success"] is False
+
+
+@pytest.mark.django_db
+def test_it_throttles_statistics_per_user_with_retry_after(api, accounts, monkeypatch):
+    from orders.api.permissions import ScopedThrottle
+
+    monkeypatch.setattr(ScopedThrottle, "THROTTLE_RATES", {"stats": "2/min"})
+
+    answers = [api.get(URL) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2]["Retry-After"]) > 0 and answers[2].json()["success"] is False

@@ -122,3 +122,26 @@ def test_it_is_running_exactly_while_a_cluster_is_alive(service_factory, checked
     service.stop()
     wait_for(lambda: status(checked_api)["running"] is False, timeout=15, message="the heartbeat to expire")
     assert status(checked_api)["workers_alive"] == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role, details", [("viewer", False), ("trader", False), ("admin", True)])
+def test_it_shows_telegram_delivery_details_to_operators_only(accounts, role, details):
+    from rest_framework.test import APIClient
+
+    from orders.models import NotificationChannel
+    from tests.conftest import user_with_role
+
+    NotificationChannel.objects.create(pk="telegram", last_error="401 Unauthorized from the Bot API")
+    client = APIClient()
+    client.force_authenticate(user_with_role(f"tg-{role}", role))
+
+    telegram = client.get(URL).json()["status"]["telegram"]
+
+    assert set(telegram) == {"enabled", "pending", "last_sent_at", "next_try_at", "last_error", "last_error_at"}
+    if details:
+        assert telegram["last_error"] == "401 Unauthorized from the Bot API" and telegram["pending"] == 0
+    else:
+        assert {key: value for key, value in telegram.items() if key != "enabled"} == dict.fromkeys(
+            telegram.keys() - {"enabled"}
+        )

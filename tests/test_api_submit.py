@@ -97,29 +97,39 @@ INVALID_ORDERS = [
             "Use ccxt's unified form: BASE/QUOTE for spot (BTC/USDT), BASE/QUOTE:SETTLE for swaps (BTC/USDT:USDT).",
             id=f"symbol-{symbol}",
         )
-        for symbol in ("BTCUSDT", "btc/usdt", "BTC-USDT-SWAP", "BTC/USDT:", "BTC/USDT/USDT", "BTC /USDT", 123)
+        for symbol in ("BTCUSDT", "btc/usdt", "BTC-USDT-SWAP", "BTC/USDT:", "BTC/USDT/USDT", "BTC /USDT")
     ],
+    pytest.param({"symbol": 123}, "symbol", "Must be a string.", id="symbol-number"),
+    pytest.param({"strategy_name": True}, "strategy_name", "Must be a string.", id="strategy-boolean"),
     pytest.param({"symbol": ""}, "symbol", "This field may not be blank.", id="symbol-empty"),
     pytest.param({"side": "hold"}, "side", '"hold" is not a valid choice.', id="side"),
     pytest.param({"side": "BUY"}, "side", '"BUY" is not a valid choice.', id="side-case"),
     pytest.param({"order_type": "stop"}, "order_type", '"stop" is not a valid choice.', id="order-type"),
-    pytest.param({"amount": 0}, "amount", "Must be greater than 0.", id="amount-zero"),
-    pytest.param({"amount": -0.5}, "amount", "Must be greater than 0.", id="amount-negative"),
+    pytest.param({"amount": 0}, "amount", "Must be at least 0.000000000001.", id="amount-zero"),
+    pytest.param({"amount": -0.5}, "amount", "Must be at least 0.000000000001.", id="amount-negative"),
     pytest.param({"amount": "lots"}, "amount", "A valid number is required.", id="amount-not-a-number"),
     pytest.param({"amount": "NaN"}, "amount", "A valid number is required.", id="amount-nan"),
     pytest.param({"amount": "Infinity"}, "amount", "A valid number is required.", id="amount-infinity"),
     pytest.param({"amount": True}, "amount", "A valid number is required.", id="amount-boolean"),
     pytest.param({"amount": MISSING}, "amount", "This field is required.", id="amount-missing"),
     pytest.param(
-        {"amount": "0.0000000000001"}, "amount", "Ensure that there are no more than 12 decimal places.", id="amount-dp"
+        {"amount": 1e15},
+        "amount",
+        "Ensure that there are no more than 15 digits before the decimal point.",
+        id="amount-too-large",
+    ),  # fmt: skip
+    pytest.param(
+        {"amount": "0.0000000000009"}, "amount", "Must be at least 0.000000000001.", id="amount-dp-rounds-down-to-0"
     ),
     pytest.param({"order_type": "limit"}, "price", "A limit order needs a price.", id="limit-without-price"),
     pytest.param(
         {"order_type": "limit", "price": None}, "price", "A limit order needs a price.", id="limit-null-price"
     ),
     pytest.param({"price": 60000}, "price", "A market order takes no price.", id="market-with-price"),
-    pytest.param({"order_type": "limit", "price": 0}, "price", "Must be greater than 0.", id="price-zero"),
-    pytest.param({"order_type": "limit", "price": -1}, "price", "Must be greater than 0.", id="price-negative"),
+    pytest.param({"order_type": "limit", "price": 0}, "price", "Must be at least 0.000000000001.", id="price-zero"),
+    pytest.param(
+        {"order_type": "limit", "price": -1}, "price", "Must be at least 0.000000000001.", id="price-negative"
+    ),
     pytest.param({"leverage": 0}, "leverage", "Ensure this value is greater than or equal to 1.", id="leverage-0"),
     pytest.param({"leverage": 126}, "leverage", "Ensure this value is less than or equal to 125.", id="leverage-126"),
     pytest.param({"leverage": 2.5}, "leverage", "A valid integer is required.", id="leverage-fraction"),
@@ -570,3 +580,86 @@ def test_it_accepts_contracts_on_a_swap(api, accounts):
 
     assert response.status_code == 201
     assert Order.objects.get().amount_unit == "contracts"
+
+
+def raw_post(checked_api, body: bytes):
+    """POST a body as it is (not re-encoded by the test client), checked against the schema."""
+    response = checked_api.client.generic("POST", URL, body, content_type="application/json")
+    from tests.api_helpers import check_response
+
+    check_response(checked_api.spec, "post", URL, response)
+    return response
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 3000 + b"]" * 3000,
+        b'{"a": ' * 3000 + b"1" + b"}" * 3000,
+        b"[" * 100000,
+        b'{"amount": NaN}',
+        b'{"amount": Infinity}',
+        b'{"amount": 1e400}',
+        b'{"leverage": 1' + b"0" * 5000 + b"}",
+        b"\xff\xfe{}",
+        b'{"symbol": "\\ud800"}',
+        b'{"strategy_name": "a\\u0000b"}',
+    ],
+    ids=["deep-list", "deep-object", "unclosed", "nan", "infinity", "huge-float", "huge-int", "bad-utf8",
+         "surrogate", "nul"],
+)  # fmt: skip
+def test_it_answers_hostile_json_with_a_400_and_a_message(checked_api, accounts, body):
+    if body.startswith(b"{") and b"amount" not in body[:12] and not body.startswith(b'{"a"'):
+        body = json.dumps(order_body()).encode()[:-1] + b", " + body[1:]  # a valid order but that one field
+    elif body in (b'{"amount": NaN}', b'{"amount": Infinity}', b'{"amount": 1e400}'):
+        body = json.dumps(order_body(amount=MISSING)).encode()[:-1] + b", " + body[1:]
+
+    response = raw_post(checked_api, body)
+
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["success"] is False and response.json()["error"]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "batch",
+    [[None], [None, {}], [1, "x", []], [[{"account_id": "account_main"}]], [{"side": "up"}, None]],
+    ids=["null", "null-and-empty", "scalars", "nested-list", "mixed"],
+)
+def test_it_answers_every_bad_batch_with_a_list_of_objects_aligned_with_the_input(checked_api, accounts, batch):
+    response = checked_api.post(URL, batch)
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert isinstance(errors, list) and len(errors) == len(batch)
+    assert all(isinstance(item, dict) and item for item in errors), errors
+    assert all(isinstance(messages, list) and messages for item in errors for messages in item.values())
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_neither_reveals_nor_is_blocked_by_another_accounts_request_id(accounts):
+    """Trader B's own request_id, already used on an account B may not see: B's order gets
+    a server-issued id, re-sending finds it again, and nothing tells B about the other."""
+    from tests.conftest import user_with_role
+
+    alice, bob = APIClient(), APIClient()
+    alice.force_authenticate(user_with_role("alice", "trader", accounts=["account_main"]))
+    bob.force_authenticate(user_with_role("bob", "trader", accounts=["account_poit_main"]))
+    first = alice.post(URL, order_body(request_id="SHARED-1"), format="json")
+    mine = order_body(request_id="SHARED-1", account_id="account_poit_main")
+
+    created = bob.post(URL, mine, format="json")
+    again = bob.post(URL, mine, format="json")
+    changed = bob.post(URL, {**mine, "amount": 0.002}, format="json")
+
+    assert first.status_code == 201 and first.json()["request_id"] == "SHARED-1"
+    assert created.status_code == 201 and created.json()["request_id"].startswith("ORD_")
+    assert again.status_code == 200 and again.json()["request_id"] == created.json()["request_id"]
+    assert changed.status_code == 409 and "account_main" not in changed.content.decode()
+    assert "account_main" not in created.content.decode() + again.content.decode()
+    assert Order.objects.count() == 2
+    assert Order.objects.get(request_id="SHARED-1").account_id == "account_main"
+    assert Order.objects.get(request_id=created.json()["request_id"]).account_id == "account_poit_main"

@@ -97,6 +97,13 @@ def limited(accounts):
         ({"amount": Decimal("0.4")}, "amount", "Notional 26000.00 USDT is above this account's limit of 20000 USDT per order (max_notional)."),
         ({"amount": Decimal("0.4"), "order_type": "limit", "price": Decimal("40000")}, "amount", None),
         ({"leverage": 21}, "leverage", "Leverage 21 is above this account's limit of 20 (max_leverage)."),
+        # A sell limit far below the market (65000) fills at the market: valued there.
+        ({"amount": Decimal("0.4"), "side": "sell", "order_type": "limit", "price": Decimal("1")}, "amount",
+         "Notional 26000.00 USDT is above this account's limit of 20000 USDT per order (max_notional)."),
+        ({"amount": Decimal("0.4"), "side": "sell", "order_type": "limit", "price": Decimal("40000")}, "amount",
+         "Notional 26000.00 USDT is above this account's limit of 20000 USDT per order (max_notional)."),
+        ({"amount": Decimal("0.3"), "side": "sell", "order_type": "limit", "price": Decimal("70000")}, "amount",
+         "Notional 21000.00 USDT is above this account's limit of 20000 USDT per order (max_notional)."),
     ],
 )  # fmt: skip
 def test_it_enforces_pre_trade_limits_naming_the_limit(limited, fields, field, message):
@@ -107,6 +114,22 @@ def test_it_enforces_pre_trade_limits_naming_the_limit(limited, fields, field, m
         submit(**fields)
     assert message in refused.value.errors[field]
     assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_values_a_market_order_at_the_latest_fill_not_the_static_reference(limited):
+    from django.utils import timezone
+
+    from tests.api_helpers import make_order
+
+    # account_main's configured reference is 65000; the market has since moved to 80000.
+    make_order(created_at=timezone.now(), account="account_poit_main", average_price=Decimal("80000"))
+
+    with pytest.raises(SubmitError) as refused:
+        submit(amount=Decimal("0.3"))  # 0.3 x 65000 = 19500 passed; 0.3 x 80000 = 24000 does not
+
+    assert "Notional 24000.00 USDT" in refused.value.errors["amount"][0]
+    assert Order.objects.filter(account_id="account_main").count() == 0
 
 
 @pytest.mark.django_db

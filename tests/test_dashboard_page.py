@@ -32,8 +32,8 @@ def row_ids(response) -> list[str]:
     return re.findall(r'<tr data-id="([^"]+)"', response.content.decode())
 
 
-def signed_in(client, role: str = "viewer", accounts=()):
-    user = user_with_role(f"{role}{len(accounts)}", role, accounts)
+def signed_in(client, role: str = "viewer", accounts=None):
+    user = user_with_role(f"{role}{len(accounts or ())}", role, accounts)
     client.force_login(user)
     return user
 

@@ -182,7 +182,7 @@ def test_it_reports_each_line_it_cannot_take_and_imports_the_rest(accounts, tmp_
         f"{path}:4: status: 'processing' is not final; only success, failed, cancelled, expired are imported, "
         "so an imported order can never be executed.",
         f'{path}:5: side: "long" is not a valid choice.',
-        f"{path}:6: amount: Must be greater than 0.",
+        f"{path}:6: amount: Must be at least 0.000000000001.",
         f"{path}:7: symbol: Use ccxt's unified form: BASE/QUOTE for spot (BTC/USDT), "
         "BASE/QUOTE:SETTLE for swaps (BTC/USDT:USDT).",
         f"{path}:8: timestamp: This field is required.",

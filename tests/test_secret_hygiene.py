@@ -107,3 +107,120 @@ def test_it_never_lets_a_secret_out(world, api, admin_user, client, caplog, sett
     leaks = [text for text in produced if MARK in text]
     assert not leaks, f"a secret leaked: {leaks[0][:500]}"
     assert "OK-ACCESS" not in caplog.text
+
+
+DB_PASSWORD, REDIS_PASSWORD, ALPHA = f"db-{MARK}-pw", f"redis-{MARK}-pw", f"alpha-{MARK}-value"
+
+
+def accounts_naming(tmp_path, **entry) -> str:
+    """An accounts file whose one account names DESK_ALPHA (a name that does not look
+    secret) for its API key."""
+    path = tmp_path / "accounts.json"
+    account = {"id": "desk", "mode": "live", "api_key_env": "DESK_ALPHA", "secret_env": "DESK_BETA",
+               "passphrase_env": "DESK_GAMMA", **entry}  # fmt: skip
+    path.write_text(json.dumps({"accounts": [account]}))
+    return str(path)
+
+
+def test_it_masks_database_and_redis_urls_and_secrets_on_the_debug_error_page(db, settings, monkeypatch, tmp_path):
+    from django.test import Client
+
+    monkeypatch.setenv("DESK_ALPHA", ALPHA)
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "ACCOUNTS_FILE": accounts_naming(tmp_path)}
+    settings.DEBUG = True
+    settings.ROOT_URLCONF = "tests.urls_failing"
+    settings.DATABASE_URL = f"postgres://orders:{DB_PASSWORD}@db.internal:5432/orders"
+    settings.REDIS_URL = f"redis://:{REDIS_PASSWORD}@redis.internal:6379/0"
+
+    html = Client(raise_request_exception=False).get("/boom", HTTP_ACCEPT="text/html")
+    text = Client(raise_request_exception=False).get("/boom", HTTP_ACCEPT="text/plain")
+
+    assert html.status_code == text.status_code == 500
+    for page in (html.content.decode(), text.content.decode()):
+        assert "RuntimeError" in page and "could not connect with ********" in page
+        assert MARK not in page, page[page.index(MARK) - 300 : page.index(MARK) + 100]
+        assert "db.internal" not in page and "redis.internal" not in page  # the whole URL is hidden
+
+
+def test_it_scrubs_every_configured_secret_from_every_log_record(tmp_path):
+    """The real logging configuration in a real process: message, arguments, traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import BASE_DIR
+
+    script = (
+        "import logging, os\n"
+        "log = logging.getLogger('orders.test')\n"
+        "log.warning('key is %s', os.environ['DESK_ALPHA'])\n"
+        "log.warning('token ' + os.environ['TELEGRAM_BOT_TOKEN'])\n"
+        "try:\n"
+        "    raise ValueError('refused ' + os.environ['DESK_ALPHA'] + ' on ' + os.environ['DATABASE_URL'])\n"
+        "except ValueError:\n"
+        "    log.exception('failed')\n"
+        "log.warning('stack', stack_info=True, extra={'x': os.environ['DESK_ALPHA']})\n"
+        "print('done')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "scheduler_site.settings", "LOG_LEVEL": "INFO",
+           "DESK_ALPHA": ALPHA, "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_CHAT_ID": "-100123",
+           "ORDER_SCHEDULER_ACCOUNTS_FILE": accounts_naming(tmp_path),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}"}  # fmt: skip
+
+    result = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "shell", "--no-imports", "-c", script],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode == 0 and "done" in result.stdout, result.stderr
+    assert "key is ********" in result.stderr and "token ********" in result.stderr
+    assert "Traceback" in result.stderr and "ValueError: refused ********" in result.stderr
+    assert MARK not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"base_url": "http://www.okx.com"},
+        {"base_url": "https://okx.example.net"},
+        {"base_url": "https://www.okx.com.example.net"},
+        {"hostname": "okx.example.net"},
+    ],
+    ids=["plain-http", "other-host", "lookalike-host", "other-hostname"],
+)
+def test_it_refuses_an_endpoint_other_than_https_on_okx_unless_allowed(db, settings, tmp_path, entry, monkeypatch):
+    from orders.services.accounts import sync_accounts
+
+    for name in ("DESK_ALPHA", "DESK_BETA", "DESK_GAMMA"):
+        monkeypatch.setenv(name, f"{name.lower()}-value")
+    path = accounts_naming(tmp_path, **entry)
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "ALLOW_INSECURE_BASE_URL": False}
+
+    refused = sync_accounts(path=path)
+
+    assert (
+        list(refused.problems) == ["desk"] and "ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL=1" in refused.problems["desk"]
+    )
+    assert "example.net" not in refused.problems["desk"]  # the URL itself is never echoed
+    assert not Account.objects.filter(pk="desk").exists()
+
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "ALLOW_INSECURE_BASE_URL": True}
+    assert sync_accounts(path=path).problems == {}
+    assert Account.objects.filter(pk="desk").exists()
+
+
+def test_it_accepts_okx_over_https_and_says_when_an_account_is_not(db, settings, tmp_path, api, monkeypatch):
+    from orders.services.accounts import sync_accounts
+
+    for name in ("DESK_ALPHA", "DESK_BETA", "DESK_GAMMA"):
+        monkeypatch.setenv(name, f"{name.lower()}-value")
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "ALLOW_INSECURE_BASE_URL": False}
+    assert sync_accounts(path=accounts_naming(tmp_path, base_url="https://eea.okx.com")).problems == {}
+    secure = api.get("/api/order-scheduler/status").json()["status"]["accounts"]
+
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "ALLOW_INSECURE_BASE_URL": True}
+    sync_accounts(path=accounts_naming(tmp_path, base_url="http://127.0.0.1:8443"))
+    insecure = api.get("/api/order-scheduler/status").json()["status"]["accounts"]
+
+    assert [(a["id"], a["insecure_endpoint"]) for a in secure] == [("desk", False)]
+    assert [(a["id"], a["insecure_endpoint"]) for a in insecure] == [("desk", True)]

@@ -21,7 +21,7 @@ OWN_VARIABLES = (
     "DEBUG", "PORT", "TIME_ZONE", "DATABASE_URL", "REDIS_URL", "Q_TIMEOUT", "Q_RETRY",
     "ORDER_SCHEDULER_LEASE_SECONDS", "ORDER_SCHEDULER_MAX_BATCH", "LOG_LEVEL", "ENV_FILE", "Q_WORKERS",
     "ORDER_SCHEDULER_ACCOUNTS_FILE", "ORDER_SCHEDULER_PLACE_DEADLINE_SECONDS", "ORDER_SCHEDULER_CLOCK_MARGIN_SECONDS",
-    "ORDER_SCHEDULER_EXCHANGE_TIMEOUT",
+    "ORDER_SCHEDULER_EXCHANGE_TIMEOUT", "ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL",
 )  # fmt: skip
 
 
@@ -76,6 +76,13 @@ def show(expression: str, *, tmp_path, **env: str) -> str:
         ({"Q_TIMEOUT": "60", "ORDER_SCHEDULER_LEASE_SECONDS": "20"}, "ORDER_SCHEDULER_EXCHANGE_TIMEOUT"),
         ({"ORDER_SCHEDULER_DEFAULT_EXPIRES_IN": "-1"}, "ORDER_SCHEDULER_DEFAULT_EXPIRES_IN"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"ORDER_SCHEDULER_EXPORT_RATE": "often"}, "ORDER_SCHEDULER_EXPORT_RATE"),
+        ({"TELEGRAM_API_BASE_URL": "http://127.0.0.1:8081"}, "TELEGRAM_API_BASE_URL"),
+        ({"LOGIN_FAILURE_LIMIT": "0"}, "LOGIN_FAILURE_LIMIT"),
+        ({"TRUSTED_PROXY_COUNT": "many"}, "TRUSTED_PROXY_COUNT"),
+        ({"ORDER_SCHEDULER_STATS_RATE": "0/min"}, "ORDER_SCHEDULER_STATS_RATE"),
+        ({"ORDER_SCHEDULER_EXPORT_MAX_ROWS": "0"}, "ORDER_SCHEDULER_EXPORT_MAX_ROWS"),
+        ({"DATABASE_URL": "postgres://u@db:5432/o", "DATABASE_STATEMENT_TIMEOUT": "-1"}, "DATABASE_STATEMENT_TIMEOUT"),
     ],
     ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None,
 )
@@ -236,3 +243,32 @@ def test_it_takes_q_workers_as_given_and_4_without_a_readable_accounts_file(tmp_
     assert (
         show("settings.Q_WORKERS", tmp_path=tmp_path, ORDER_SCHEDULER_ACCOUNTS_FILE=str(tmp_path / "bad.json")) == "4"
     )
+
+
+def test_it_limits_submits_exports_and_statistics_per_user_by_default(tmp_path):
+    shown = show("settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']", tmp_path=tmp_path)
+
+    assert shown == "{'submit': '600/min', 'export': '6/min', 'stats': '120/min'}"
+
+
+def test_it_gives_postgresql_statements_a_timeout(tmp_path):
+    url = "postgres://orders@db.example:5432/orders"
+
+    default = show("settings.DATABASES['default']['OPTIONS']", tmp_path=tmp_path, DATABASE_URL=url)
+    off = show(
+        "settings.DATABASES['default']['OPTIONS']", tmp_path=tmp_path, DATABASE_URL=url, DATABASE_STATEMENT_TIMEOUT="0"
+    )
+
+    assert default == "{'options': '-c statement_timeout=30000'}"
+    assert off == "{'options': '-c statement_timeout=0'}"
+
+
+def test_it_takes_a_plain_http_telegram_server_only_when_allowed(tmp_path):
+    shown = show(
+        "settings.TELEGRAM['API_BASE_URL']",
+        tmp_path=tmp_path,
+        TELEGRAM_API_BASE_URL="http://127.0.0.1:8081",
+        ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL="1",
+    )
+
+    assert shown == "http://127.0.0.1:8081"

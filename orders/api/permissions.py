@@ -1,4 +1,4 @@
-"""Role checks and submit throttling for the API (the rules are in orders.services.access)."""
+"""Role checks and per-user throttling for the API (the rules are in orders.services.access)."""
 
 from django.core.cache import caches
 from rest_framework.permissions import BasePermission
@@ -29,6 +29,13 @@ class CanOperate(BasePermission):
 
 
 class SubmitRateThrottle(ScopedRateThrottle):
-    """Submits per user, counted in the `throttle` cache (see settings.CACHES)."""
+    """Requests per user and view scope (submit, export, stats; the rates are in
+    REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]), counted in the `throttle` cache (see
+    settings.CACHES). Past the rate: 429 with Retry-After."""
 
     cache = caches["throttle"]
+
+
+# The same counting for the expensive reads: one user's exports or statistics must not
+# take the web threads that trading calls need.
+ScopedThrottle = SubmitRateThrottle

@@ -64,14 +64,20 @@ class AccountStatusSerializer(serializers.Serializer):
     )
     degraded_reason = serializers.CharField(allow_blank=True)
     degraded_since = serializers.DateTimeField(allow_null=True)
+    insecure_endpoint = serializers.BooleanField(
+        help_text="The account talks to something other than https on an OKX host (allowed only by "
+        "ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL)."
+    )
 
 
 class TelegramStatusSerializer(serializers.Serializer):
+    """The delivery details are null for users who may not operate (pause/resume)."""
+
     enabled = serializers.BooleanField(help_text="TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID are set.")
-    pending = serializers.IntegerField(help_text="Notifications waiting to be delivered.")
+    pending = serializers.IntegerField(allow_null=True, help_text="Notifications waiting to be delivered.")
     last_sent_at = serializers.DateTimeField(allow_null=True)
     next_try_at = serializers.DateTimeField(allow_null=True, help_text="Delivery paused until then (429 or errors).")
-    last_error = serializers.CharField(allow_blank=True)
+    last_error = serializers.CharField(allow_blank=True, allow_null=True)
     last_error_at = serializers.DateTimeField(allow_null=True)
 
 
@@ -230,3 +236,84 @@ then follow from its id); `event: shutdown` when the server stops (reconnect to 
 
 Reconnect with the `Last-Event-ID` header (browsers do it themselves) or `since=<id>` to receive exactly
 the events after that id, each once. Same authentication and account scoping as the order list."""
+
+
+def tighten(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing: the rules the API enforces that serializer
+    introspection cannot see, so the published schema accepts exactly what the API does
+    (a schema-valid request is never refused as bad input, tests/test_schema.py proves it
+    with schemathesis). Registered in SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]."""
+    from django.conf import settings
+
+    from orders.api.serializers import ACCOUNT_ID_RE, IDEMPOTENCY_KEY_RE, REQUEST_ID_RE, SYMBOL_RE
+
+    schemas = result.get("components", {}).get("schemas", {})
+    order = schemas.get("OrderSubmit")
+    if order:
+        props = order["properties"]
+        props["account_id"]["pattern"] = ACCOUNT_ID_RE.pattern
+        props["account_id"]["description"] = "An account of the accounts file that you may trade."
+        props["account_id"]["examples"] = ["account_main"]
+        props["symbol"]["pattern"] = SYMBOL_RE.pattern
+        for name in ("amount", "price"):  # positive, under 10^18; finer than 1e-12 is rounded down
+            props[name].pop("exclusiveMinimum", None)
+            props[name]["minimum"] = 0.000000000001
+        props["request_id"]["pattern"] = REQUEST_ID_RE.pattern
+        # Blank (or only spaces) is refused, so is a NUL character.
+        props["strategy_name"]["pattern"] = r"^[^\x00]*[^\s\x00][^\x00]*$"
+        order["allOf"] = [
+            {  # a market order takes no price
+                "if": {"properties": {"order_type": {"const": "market"}}, "required": ["order_type"]},
+                "then": {"properties": {"price": {"type": "null"}}},
+            },
+            {  # a limit order needs one
+                "if": {"properties": {"order_type": {"const": "limit"}}, "required": ["order_type"]},
+                "then": {"required": ["price"], "properties": {"price": {"type": "number"}}},
+            },
+            {  # contracts are for swaps and futures (BASE/QUOTE:SETTLE...) only
+                "if": {"properties": {"amount_unit": {"const": "contracts"}}, "required": ["amount_unit"]},
+                "then": {"properties": {"symbol": {"pattern": ":"}}},
+            },
+        ]
+        order["additionalProperties"] = False  # unknown fields are refused
+    submit = schemas.get("SubmitRequest")
+    if submit:
+        for option in submit.get("oneOf", []):
+            if option.get("type") == "array":
+                option.update(minItems=1, maxItems=settings.ORDER_SCHEDULER["MAX_BATCH"])
+    settle = schemas.get("SettleRequest")
+    if settle:
+        settle["additionalProperties"] = False
+        settle["allOf"] = [
+            {  # placed: as which exchange order; not placed: no exchange order id
+                "if": {"properties": {"outcome": {"const": "placed"}}, "required": ["outcome"]},
+                "then": {"required": ["exchange_order_id"]},
+                "else": {"not": {"required": ["exchange_order_id"]}},
+            }
+        ]
+    control = schemas.get("ControlRequest")
+    if control:
+        control["properties"]["account"]["pattern"] = r"^$|" + ACCOUNT_ID_RE.pattern
+        control["additionalProperties"] = False
+    for methods in result.get("paths", {}).values():
+        for operation in methods.values():
+            if operation.get("operationId") == "submit":
+                operation["requestBody"]["required"] = True  # an order, or a list of them
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "Idempotency-Key":
+                    parameter["schema"]["pattern"] = IDEMPOTENCY_KEY_RE.pattern
+                elif parameter["in"] == "query" and "enum" in parameter["schema"]:
+                    parameter["schema"]["enum"] = [*parameter["schema"]["enum"], ""]  # blank counts as absent
+                    parameter["schema"].pop("minLength", None)
+                elif parameter["in"] == "query" and "enum" in parameter["schema"].get("items", {}):
+                    items = parameter["schema"]["items"]
+                    items["enum"] = [*items["enum"], ""]
+                elif parameter["in"] == "query" and parameter["name"] == "account":
+                    parameter["schema"]["pattern"] = r"^$|" + ACCOUNT_ID_RE.pattern
+                elif parameter["in"] == "query" and parameter["name"] == "limit":
+                    parameter["schema"]["maximum"] = settings.ORDER_SCHEDULER["MAX_ORDERS_LIMIT"]
+                elif parameter["in"] == "query" and parameter["name"] == "q":
+                    parameter["schema"]["pattern"] = r"^$|" + REQUEST_ID_RE.pattern
+                elif parameter["in"] == "query" and parameter["schema"].get("type") == "string":
+                    parameter["schema"].setdefault("pattern", r"^[^\x00]*$")  # no NUL character
+    return result

@@ -2,8 +2,10 @@
 nothing that needs the database."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import ROUND_DOWN, Decimal
 
+from django.core.validators import RegexValidator
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
@@ -20,25 +22,55 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
 
 
+ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SMALLEST = Decimal("0.000000000001")
+
+
+class OrderDecimalField(serializers.DecimalField):
+    """A positive amount or price below 10^15. Digits past the 12th decimal (a binary
+    float's noise, 0.1 + 0.2) are rounded down, never up: an order is never larger than
+    asked (the schema says minimum 1e-12, so nothing rounds to 0). 15 whole digits, not
+    the column's 18: SQLite keeps decimals as binary floats, and a value near 10^18 read
+    back rounds up to 19 digits, which would break every later read of the order."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=27, decimal_places=12, coerce_to_string=False, rounding=ROUND_DOWN, **kwargs)
+
+    def validate_precision(self, value):
+        sign, digits, exponent = value.as_tuple()
+        if len(digits) + exponent > self.max_whole_digits:
+            self.fail("max_whole_digits", max_whole_digits=self.max_whole_digits)
+        return value
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF would turn 5 or true into "5" or "True"."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
 class OrderSubmitSerializer(serializers.Serializer):
-    account_id = serializers.CharField(max_length=64)
-    symbol = serializers.CharField(max_length=64, help_text="ccxt unified symbol, e.g. BTC/USDT or BTC/USDT:USDT")
+    account_id = StrictCharField(max_length=64)
+    symbol = StrictCharField(max_length=64, help_text="ccxt unified symbol, e.g. BTC/USDT or BTC/USDT:USDT")
     side = serializers.ChoiceField(choices=Side.choices)
     order_type = serializers.ChoiceField(choices=OrderType.choices)
-    amount = serializers.DecimalField(max_digits=30, decimal_places=12, coerce_to_string=False)
+    amount = OrderDecimalField()
     amount_unit = serializers.ChoiceField(choices=AmountUnit.choices, required=False, default=AmountUnit.BASE)
-    price = serializers.DecimalField(
-        max_digits=30, decimal_places=12, coerce_to_string=False, required=False, allow_null=True
-    )
+    price = OrderDecimalField(required=False, allow_null=True)
     leverage = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=125)
     margin_mode = serializers.ChoiceField(
         choices=[MarginMode.CROSS, MarginMode.ISOLATED], required=False, allow_null=True, allow_blank=True
     )
     reduce_only = serializers.BooleanField(required=False, default=False)
-    strategy_name = serializers.CharField(max_length=64, required=False, default="manual", allow_blank=False)
+    strategy_name = StrictCharField(max_length=64, required=False, default="manual", allow_blank=False)
     priority = serializers.IntegerField(required=False, default=0, min_value=-1000, max_value=1000)
     expires_in = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=7 * 24 * 3600)
-    request_id = serializers.CharField(required=False, allow_null=True, max_length=64)
+    request_id = StrictCharField(required=False, allow_null=True, max_length=64)
 
     def to_internal_value(self, data):
         # A misspelt field (e.g. "ammount") must not be silently ignored on a trade.
@@ -57,12 +89,12 @@ class OrderSubmitSerializer(serializers.Serializer):
 
     def validate_amount(self, value):
         if value <= 0:
-            raise serializers.ValidationError("Must be greater than 0.")
+            raise serializers.ValidationError(f"Must be at least {SMALLEST:f}.")
         return value
 
     def validate_price(self, value):
         if value is not None and value <= 0:
-            raise serializers.ValidationError("Must be greater than 0.")
+            raise serializers.ValidationError(f"Must be at least {SMALLEST:f}.")
         return value
 
     def validate_request_id(self, value):
@@ -126,7 +158,17 @@ class StatusListField(serializers.Field):
         return tuple(dict.fromkeys(items))
 
 
-@extend_schema_field({"type": "string", "examples": ["2026-02-21", "2026-02-21T15:30", "2026-02-21T07:30:00Z"]})
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "string", "format": "date"},
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "maxLength": 0},  # blank counts as absent
+        ],
+        "examples": ["2026-02-21", "2026-02-21T15:30", "2026-02-21T07:30:00Z"],
+        "description": "ISO 8601 date (local midnight) or date-time (without an offset: local time).",
+    }
+)
 class LocalDateTimeField(serializers.Field):
     """An ISO 8601 date or date-time. A date alone means that day's midnight, and a
     date-time without an offset a wall-clock time, both in the configured time zone."""
@@ -135,9 +177,11 @@ class LocalDateTimeField(serializers.Field):
         "invalid": "Use ISO 8601: 2026-02-21 (local midnight), 2026-02-21T15:30 (local time) "
         "or 2026-02-21T15:30:00+08:00."
     }
+    EARLIEST = datetime.min.replace(tzinfo=UTC)
+    LATEST = datetime.max.replace(tzinfo=UTC)
 
     def to_internal_value(self, data) -> datetime:
-        text = str(data).strip()
+        text = str(data).strip().upper()  # RFC 3339 allows a lowercase t and z
         # An unencoded "+" in a query string arrives as a space: "...T15:30:00 08:00".
         text = re.sub(r"(T\S+) (\d\d:?\d\d)$", r"\1+\2", text)
         try:
@@ -145,32 +189,45 @@ class LocalDateTimeField(serializers.Field):
             moment = None if day else parse_datetime(text)
         except ValueError:
             self.fail("invalid")
-        if day is not None:
-            return selectors.day_bounds(day)[0]
-        if moment is None:
+        if day is None and moment is None:
             self.fail("invalid")
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment, timezone.get_current_timezone())
-        return moment
+        try:
+            if day is not None:
+                return selectors.day_bounds(day)[0]
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment, timezone.get_current_timezone())
+            return moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            # The edge of the calendar (year 1 or 9999 with an offset): as far as a moment
+            # can go, so the window still means what it says.
+            return self.EARLIEST if (day or moment).year < 5000 else self.LATEST
 
 
 class OrdersQuerySerializer(QueryParamsSerializer):
     limit = serializers.IntegerField(required=False, default=100, min_value=1, help_text="Page size (default 100).")
-    account = serializers.CharField(required=False, max_length=64, help_text="Account id.")
+    account = serializers.RegexField(
+        ACCOUNT_ID_RE, required=False, allow_blank=True, max_length=64, help_text="Account id."
+    )
     status = StatusListField(required=False, help_text="One or more statuses, comma-separated or repeated.")
-    strategy = serializers.CharField(required=False, max_length=64, help_text="Strategy name.")
-    symbol = serializers.CharField(required=False, max_length=64, help_text="ccxt unified symbol, e.g. BTC/USDT:USDT.")
+    strategy = serializers.CharField(required=False, allow_blank=True, max_length=64, help_text="Strategy name.")
+    symbol = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="ccxt unified symbol, e.g. BTC/USDT:USDT."
+    )
     side = serializers.ChoiceField(choices=Side.choices, required=False)
     order_type = serializers.ChoiceField(choices=OrderType.choices, required=False)
     since = LocalDateTimeField(required=False, help_text="Created at or after (inclusive).")
     until = LocalDateTimeField(required=False, help_text="Created before (exclusive).")
     q = serializers.CharField(
         required=False,
+        allow_blank=True,
         max_length=64,
         help_text="A request id, exchange order id or client order id, whole or its beginning.",
     )
     cursor = serializers.CharField(
-        required=False, max_length=200, help_text="The next_cursor of the previous page, to read the page after it."
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="The next_cursor of the previous page, to read the page after it.",
     )
 
     def validate_limit(self, value):
@@ -191,12 +248,6 @@ class OrdersQuerySerializer(QueryParamsSerializer):
             return selectors.decode_cursor(value)
         except ValueError:
             raise serializers.ValidationError("Not a next_cursor from this API.") from None
-
-    def validate(self, attrs):
-        since, until = attrs.get("since"), attrs.get("until")
-        if since and until and since >= until:
-            raise serializers.ValidationError({"until": ["Must be later than since."]})
-        return attrs
 
     def filters(self) -> selectors.OrderFilters:
         data = self.validated_data
@@ -229,15 +280,31 @@ class OrdersCsvQuerySerializer(OrdersExportQuerySerializer):
 
 
 class StatsQuerySerializer(QueryParamsSerializer):
-    account = serializers.CharField(required=False, max_length=64, help_text="Only this account's orders.")
-    strategy = serializers.CharField(required=False, max_length=64, help_text="Only this strategy's orders.")
+    account = serializers.RegexField(
+        ACCOUNT_ID_RE, required=False, allow_blank=True, max_length=64, help_text="Only this account's orders."
+    )
+    strategy = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="Only this strategy's orders."
+    )
 
 
 class ControlRequestSerializer(serializers.Serializer):
-    account = serializers.CharField(
-        required=False, allow_blank=True, max_length=64, help_text="The account; all trading when omitted."
+    account = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        validators=[RegexValidator(ACCOUNT_ID_RE, "1 to 64 letters, digits or _ . - only.")],
+        help_text="The account; all trading when omitted or blank.",
     )
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):  # a misspelt "acount" must not pause all trading
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
+
+    reason = StrictCharField(required=False, allow_blank=True, max_length=500)
 
 
 class EventsQuerySerializer(QueryParamsSerializer):
@@ -260,6 +327,13 @@ class EventsQuerySerializer(QueryParamsSerializer):
 
 
 class SettleRequestSerializer(serializers.Serializer):
+    def to_internal_value(self, data):
+        if isinstance(data, dict):  # a misspelt field must not settle an order by default
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
+
     outcome = serializers.ChoiceField(
         choices=[("not_placed", "not placed"), ("placed", "placed")],
         help_text="What the operator found on the exchange: the order was not placed, or placed as exchange_order_id.",

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from orders import selectors
 from orders.api import schema
 from orders.api.errors import error_response
-from orders.api.permissions import CanOperate, CanTrade, CanView, SubmitRateThrottle
+from orders.api.permissions import CanOperate, CanTrade, CanView, ScopedThrottle, SubmitRateThrottle
 from orders.api.serializers import (
     IDEMPOTENCY_KEY_RE,
     ControlRequestSerializer,
@@ -30,7 +30,7 @@ from orders.api.serializers import (
     StatsQuerySerializer,
 )
 from orders.serializers import OrderSerializer
-from orders.services.access import allowed_account_ids, may_use_account
+from orders.services.access import allowed_account_ids, can_operate, may_control, may_use_account
 from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume
 from orders.services.history import ExportTooLarge, orders_csv, orders_xlsx
@@ -66,6 +66,7 @@ class SubmitView(APIView):
             200: schema.SUBMIT_RESPONSE,
             400: schema.ErrorSerializer,
             409: schema.ErrorSerializer,
+            429: schema.ErrorSerializer,
             **AUTH_ERRORS,
         },
     )
@@ -81,15 +82,15 @@ class SubmitView(APIView):
         elif not isinstance(data, dict):
             return error_response("Invalid request", {"non_field_errors": ["Send a JSON object or a list of them."]})
 
-        idempotency_key = request.headers.get("Idempotency-Key") or None
+        idempotency_key = request.headers.get("Idempotency-Key")  # present but empty is refused, not ignored
         if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
             return error_response("Invalid request", {"Idempotency-Key": ["At most 100 printable ASCII characters."]})
 
         serializer = OrderSubmitSerializer(data=data, many=batch)
         if not serializer.is_valid():
             errors = serializer.errors
-            if batch:  # DRF keys a list's errors by index; answer with a list aligned with the input
-                errors = [errors.get(index, {}) for index in range(len(data))]
+            if batch:  # always a list of objects aligned with the input, as the schema says
+                errors = batch_errors(errors, len(data))
             return error_response("Invalid order", errors)
         items = serializer.validated_data if batch else [serializer.validated_data]
         try:
@@ -114,6 +115,35 @@ class SubmitView(APIView):
         return Response({**body, "created": result.created, "status": order.status, "order": orders[0]}, status=code)
 
 
+def batch_errors(errors, count: int) -> list[dict]:
+    """DRF's errors of a list serializer as one object per input item: {} for a valid
+    item, {"field": [messages]} for an invalid one. DRF gives a dict keyed by index, or a
+    list whose items may be bare message lists (an item that is null, not an object):
+    those become {"non_field_errors": [...]}."""
+    if isinstance(errors, dict):
+        if "non_field_errors" in errors:  # about the list itself
+            return [{"non_field_errors": list(errors["non_field_errors"])}] * count
+        errors = [errors.get(index, {}) for index in range(count)]
+    aligned = []
+    for item in list(errors)[:count]:
+        if isinstance(item, dict):
+            aligned.append(
+                {
+                    str(key): [str(m) for m in value] if isinstance(value, list) else [str(value)]
+                    for key, value in item.items()
+                }
+            )
+        else:
+            aligned.append({"non_field_errors": [str(m) for m in item] if isinstance(item, list) else [str(item)]})
+    return aligned + [{}] * (count - len(aligned))
+
+
+def status_for(user) -> dict:
+    """The scheduler status as this user may see it: their accounts only, and Telegram's
+    delivery details (errors, timings) only for operators."""
+    return selectors.scheduler_status(accounts=allowed_account_ids(user), telegram_details=can_operate(user))
+
+
 class StatusView(APIView):
     permission_classes = [CanView]
 
@@ -123,7 +153,7 @@ class StatusView(APIView):
         responses={200: schema.StatusResponseSerializer, **AUTH_ERRORS},
     )
     def get(self, request):
-        status_ = selectors.scheduler_status(accounts=allowed_account_ids(request.user))
+        status_ = status_for(request.user)
         return Response({"success": True, "status": status_})
 
 
@@ -165,9 +195,14 @@ class OrdersView(APIView):
 
 
 class OrdersCsvView(APIView):
-    """The order list as a CSV download: every order the filters match, streamed."""
+    """The order list as a CSV download: every order the filters match, streamed.
+    Throttled per user (ORDER_SCHEDULER_EXPORT_RATE) and bounded in rows
+    (ORDER_SCHEDULER_EXPORT_MAX_ROWS): a larger export is refused with a 400 saying how
+    to narrow it, before anything is streamed."""
 
     permission_classes = [CanView]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "export"
 
     @extend_schema(
         operation_id="orders_csv",
@@ -179,6 +214,7 @@ class OrdersCsvView(APIView):
         responses={
             (200, "text/csv"): OpenApiTypes.STR,
             400: schema.ErrorSerializer,
+            429: schema.ErrorSerializer,
             **AUTH_ERRORS,
         },
     )
@@ -188,6 +224,8 @@ class OrdersCsvView(APIView):
         if isinstance(filters, Response):
             return filters
         try:
+            if refused := export_too_large(filters):
+                return refused
             lines = orders_csv(filters=filters, bom=query.validated_data["bom"])
         except selectors.QueryError as exc:
             return error_response("Invalid query", {exc.field: [exc.message]})
@@ -196,9 +234,12 @@ class OrdersCsvView(APIView):
 
 
 class OrdersXlsxView(APIView):
-    """The order list as an Excel workbook: the CSV's rows, numbers as numbers."""
+    """The order list as an Excel workbook: the CSV's rows, numbers as numbers. Throttled
+    and bounded as the CSV export."""
 
     permission_classes = [CanView]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "export"
 
     @extend_schema(
         operation_id="orders_xlsx",
@@ -209,6 +250,7 @@ class OrdersXlsxView(APIView):
         responses={
             (200, XLSX): OpenApiTypes.BINARY,
             400: schema.ErrorSerializer,
+            429: schema.ErrorSerializer,
             **AUTH_ERRORS,
         },
     )
@@ -221,6 +263,9 @@ class OrdersXlsxView(APIView):
         # (constant memory) and streamed from there; the file is gone once closed.
         out = tempfile.TemporaryFile()
         try:
+            if refused := export_too_large(filters):
+                out.close()
+                return refused
             orders_xlsx(filters=filters, out=out)
         except selectors.QueryError as exc:
             out.close()
@@ -310,6 +355,19 @@ class EventsView(APIView):
         return response
 
 
+def export_too_large(filters: selectors.OrderFilters) -> Response | None:
+    """A 400 when more orders match than one export may carry (counted up to the cap
+    plus one, so the check costs at most the cap's index entries)."""
+    cap = settings.ORDER_SCHEDULER["EXPORT_MAX_ROWS"]
+    if selectors.filtered_orders(filters)[: cap + 1].count() <= cap:
+        return None
+    message = (
+        f"More than {cap} orders match; narrow the export with since and until (a day or a week at a time), "
+        "account, status, strategy or symbol, or use `manage.py export_orders` on the server."
+    )
+    return error_response("Export too large", {"non_field_errors": [message]})
+
+
 def order_filters(request, query: OrdersQuerySerializer) -> selectors.OrderFilters | Response:
     """The validated filters of an order list query, limited to the user's accounts, or
     the error response (400 for a bad query, 403 for another user's account)."""
@@ -347,6 +405,8 @@ class OrderDetailView(APIView):
 
 class StatsView(APIView):
     permission_classes = [CanView]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "stats"
 
     @extend_schema(
         operation_id="stats",
@@ -355,6 +415,7 @@ class StatsView(APIView):
         responses={
             200: schema.StatsResponseSerializer,
             400: schema.ErrorSerializer,
+            429: schema.ErrorSerializer,
             **AUTH_ERRORS,
         },
     )
@@ -459,13 +520,27 @@ class ControlView(APIView):
 
     @extend_schema(
         request=ControlRequestSerializer,
-        responses={200: schema.ControlResponseSerializer, 400: schema.ErrorSerializer, **AUTH_ERRORS},
+        responses={
+            200: schema.ControlResponseSerializer,
+            400: schema.ErrorSerializer,
+            404: schema.ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+        description="An account needs the operate right on it; all trading (no account) needs an operator "
+        "who reaches every account.",
     )
     def post(self, request):
         query = ControlRequestSerializer(data=request.data)
         if not query.is_valid():
             return error_response("Invalid request", query.errors)
         account = query.validated_data.get("account") or None
+        if not may_control(request.user, account):
+            what = f"account '{account}'" if account else "all trading"
+            return error_response(
+                f"You may not {self.action} {what}.",
+                {"account": [f"Not among the accounts you operate ({what})."]},
+                status_code=status.HTTP_403_FORBIDDEN,
+            )
         source = client_address(request)
         try:
             if self.action == "pause":
@@ -474,10 +549,10 @@ class ControlView(APIView):
                 )
             else:
                 resume(account_id=account, user=request.user, source=source)
-        except ControlError as exc:
-            return error_response("Invalid request", {"account": [str(exc)]})
+        except ControlError as exc:  # an unknown account: nothing to pause or resume there
+            return error_response(str(exc), {"account": [str(exc)]}, status_code=status.HTTP_404_NOT_FOUND)
         message = f"{self.action.capitalize()}d {f'account {account}' if account else 'all trading'}"
-        status_ = selectors.scheduler_status(accounts=allowed_account_ids(request.user))
+        status_ = status_for(request.user)
         return Response({"success": True, "message": message, "status": status_})
 
 

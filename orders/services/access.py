@@ -1,6 +1,14 @@
 """Who may do what: roles (Django groups `viewer`, `trader`, `admin` with the `orders`
-permissions view_order, trade, operate) and per-user account grants. Superusers may do
-everything; a user with account grants sees and trades only those accounts."""
+permissions view_order, trade, operate) and which accounts a user reaches.
+
+Access fails closed: a user reaches the accounts granted to them (AccountGrant) and
+nothing else. Reaching every account, present and future, is an explicit right: a
+superuser, or the `orders.all_accounts` permission (`create_api_user --all-accounts`).
+A user whose last grant is removed, or whose only account is deleted (grants cascade),
+reaches nothing.
+
+Every "may this user ..." rule that more than one caller needs lives here, once: the
+API, the dashboard, the admin and the services ask these functions."""
 
 import secrets
 
@@ -10,7 +18,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from rest_framework.authtoken.models import Token
 
-from orders.models import Account, AccountGrant
+from orders.models import Account, AccountGrant, Order
 from orders.services.audit import audit_record
 
 # Role -> the `orders` permissions its group holds.
@@ -20,6 +28,9 @@ ROLE_PERMISSIONS = {
     "admin": ["view_order", "view_account", "view_auditevent", "trade", "operate", "change_account"],
 }
 ROLES = tuple(ROLE_PERMISSIONS)
+
+
+ALL_ACCOUNTS_PERMISSION = "orders.all_accounts"
 
 
 class AccessError(Exception):
@@ -48,17 +59,44 @@ def can_operate(user) -> bool:
 
 
 def allowed_account_ids(user) -> set[str] | None:
-    """The accounts the user may see and trade, or None for all of them."""
+    """The accounts the user may see and trade, or None for all of them (superusers and
+    holders of the all-accounts right; `None` as the user means the system itself: a
+    management command or a task). No grant means no account, never every account."""
     if user is None or getattr(user, "is_superuser", False):
         return None
-    if not user.is_authenticated:
+    if not user.is_authenticated or not user.is_active:
         return set()
     cached = getattr(user, "_allowed_accounts", False)
     if cached is not False:
         return cached
-    grants = set(AccountGrant.objects.filter(user=user).values_list("account_id", flat=True))
-    user._allowed_accounts = grants or None
+    if user.has_perm(ALL_ACCOUNTS_PERMISSION):
+        user._allowed_accounts = None
+    else:
+        user._allowed_accounts = set(AccountGrant.objects.filter(user=user).values_list("account_id", flat=True))
     return user._allowed_accounts
+
+
+def may_control(user, account_id: str | None) -> bool:
+    """May this user pause or resume `account_id`, or all trading when it is None?
+
+    An account needs the operate right and that account; all trading needs an operator
+    who reaches every account (a limited admin must not stop, or restart, the whole desk).
+    `None` as the user is the system (a management command run on the host)."""
+    if user is None:
+        return True
+    if not can_operate(user):
+        return False
+    allowed = allowed_account_ids(user)
+    if account_id is None:
+        return allowed is None
+    return allowed is None or account_id in allowed
+
+
+def check_control(user, account_id: str | None) -> None:
+    """Raise AccessError unless may_control(user, account_id)."""
+    if not may_control(user, account_id):
+        what = f"account '{account_id}'" if account_id else "all trading"
+        raise AccessError(f"You may not pause or resume {what}.")
 
 
 def may_use_account(user, account_id: str) -> bool:
@@ -80,16 +118,20 @@ def restrict(queryset: QuerySet, user, field: str = "account_id") -> QuerySet:
     return queryset if allowed is None else queryset.filter(**{f"{field}__in": allowed})
 
 
-def user_create(*, username: str, role: str, accounts: list[str] | None = None, password: str | None = None,
-                actor: str = "") -> tuple:  # fmt: skip
-    """Create a user with a role (and optional account grants) and an API token.
-    Returns (user, token key)."""
+def user_create(*, username: str, role: str, accounts: list[str] | None = None, all_accounts: bool = False,
+                password: str | None = None, actor: str = "") -> tuple:  # fmt: skip
+    """Create a user with a role, either account grants or the all-accounts right (one
+    of them: access is never implied), and an API token. Returns (user, token key)."""
     if role not in ROLES:
         raise AccessError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    accounts = list(dict.fromkeys(accounts or []))
+    if all_accounts and accounts:
+        raise AccessError("give either --accounts or --all-accounts, not both")
+    if not all_accounts and not accounts:
+        raise AccessError("give --accounts a,b (the accounts the user may use) or --all-accounts")
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise AccessError(f"user {username!r} already exists")
-    accounts = accounts or []
     unknown = sorted(set(accounts) - set(Account.objects.filter(pk__in=accounts).values_list("pk", flat=True)))
     if unknown:
         raise AccessError(f"unknown account(s): {', '.join(unknown)}")
@@ -99,11 +141,24 @@ def user_create(*, username: str, role: str, accounts: list[str] | None = None, 
             user.is_staff = True
             user.save(update_fields=["is_staff"])
         user.groups.add(Group.objects.get(name=role))
+        if all_accounts:
+            user.user_permissions.add(all_accounts_permission())
         AccountGrant.objects.bulk_create(AccountGrant(user=user, account_id=a) for a in accounts)
         token = Token.objects.create(user=user)
         audit_record(action="token_created", user=user, source=actor, target=username,
-                     changes={"role": role, "accounts": accounts})  # fmt: skip
+                     changes={"role": role, "accounts": "all" if all_accounts else accounts})  # fmt: skip
     return user, token.key
+
+
+def all_accounts_permission():
+    """The `orders.all_accounts` permission (created here if post_migrate has not yet)."""
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    content_type = ContentType.objects.get_for_model(Order)
+    return Permission.objects.get_or_create(
+        content_type=content_type, codename="all_accounts", defaults={"name": "Can see and trade every account"}
+    )[0]
 
 
 def token_rotate(*, username: str, actor: str = "") -> str:

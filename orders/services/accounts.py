@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -18,6 +19,8 @@ from orders.models import Account, AccountMode, MarginMode
 from orders.services.audit import audit_record
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# OKX's sites: global, EEA (my.okx.com), US (app.okx.com), and the AWS-hosted global.
+OKX_HOSTS = ("www.okx.com", "okx.com", "my.okx.com", "eea.okx.com", "app.okx.com", "us.okx.com", "aws.okx.com")
 SECRET_FIELDS = ("api_key_env", "secret_env", "passphrase_env")
 LIMIT_KEYS = ("max_amount", "max_notional", "max_leverage")
 
@@ -83,6 +86,7 @@ def _parse_entry(entry) -> dict:
             raise ValueError(f'"limits.{key}" must be a positive number')
     if "max_leverage" in limits and not (isinstance(limits["max_leverage"], int) and limits["max_leverage"] <= 125):
         raise ValueError('"limits.max_leverage" must be a whole number from 1 to 125')
+    _check_endpoint(entry.get("hostname") or "www.okx.com", entry.get("base_url") or "")
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ValueError('"enabled" must be true or false')
@@ -102,6 +106,36 @@ def _parse_entry(entry) -> dict:
         "options": options,
         "limits": limits,
     }
+
+
+def _check_endpoint(hostname: str, base_url: str) -> None:
+    """Credentials go only to OKX over https, unless ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL
+    allows another endpoint (the test fake, a self-hosted gateway). The URL is never
+    echoed: it could carry credentials of its own."""
+    if base_url:
+        try:
+            parts = urlsplit(base_url)
+            host = parts.hostname
+        except ValueError:
+            host = None
+        if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
+            raise ValueError('"base_url" must be an http(s) URL with a host and no credentials')
+    if insecure_endpoint(hostname, base_url) and not settings.ORDER_SCHEDULER["ALLOW_INSECURE_BASE_URL"]:
+        raise ValueError(
+            f'"hostname" and "base_url" must be https on one of OKX\'s hosts ({", ".join(OKX_HOSTS)}); '
+            "another endpoint needs ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL=1"
+        )
+
+
+def insecure_endpoint(hostname: str, base_url: str) -> bool:
+    """True when an account talks to anything but https on an OKX host."""
+    if base_url:
+        try:
+            parts = urlsplit(base_url)
+            return parts.scheme != "https" or parts.hostname not in OKX_HOSTS
+        except ValueError:
+            return True
+    return (hostname or "www.okx.com") not in OKX_HOSTS
 
 
 def missing_secrets(fields: dict) -> list[str]:

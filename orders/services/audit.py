@@ -4,6 +4,8 @@ changed. Services record it; nothing edits or deletes it."""
 import json
 from collections.abc import Iterator
 
+from django.conf import settings
+
 from orders.models import AuditEvent
 
 # Keys whose values must never be recorded, whatever a caller passes in `changes`.
@@ -38,9 +40,19 @@ def audit_record(
 
 
 def client_address(request) -> str:
-    """The client's address: REMOTE_ADDR (a reverse proxy is expected to set it right;
-    X-Forwarded-For is not trusted, a client could write anything there)."""
-    return request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    """The client's address. REMOTE_ADDR, unless TRUSTED_PROXY_COUNT says N reverse
+    proxies stand in front: each appends the address it saw to X-Forwarded-For, so the
+    client is the Nth entry from the right (what a client writes there itself sits
+    further left and is never believed). Too few entries: REMOTE_ADDR."""
+    if request is None:
+        return ""
+    remote = request.META.get("REMOTE_ADDR", "")
+    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if proxies:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies][:64]
+    return remote
 
 
 def audit_lines(*, events) -> Iterator[str]:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from orders.models import Account, Control
-from orders.services import transitions
+from orders.services import access, transitions
 from orders.services.audit import audit_record
 from orders.services.drain import wake_account
 
@@ -32,6 +32,7 @@ def submits_refused_when_paused() -> bool:
 
 def pause(*, account_id: str | None = None, reason: str, user=None, source: str = "") -> None:
     """Pause one account, or all trading when account_id is None."""
+    access.check_control(user, account_id)  # callers check first; this keeps any new caller honest
     reason = reason.strip() or "paused by an operator"
     who = getattr(user, "username", "") or source or "system"
     actor = _actor(user, source)
@@ -48,6 +49,7 @@ def pause(*, account_id: str | None = None, reason: str, user=None, source: str 
 
 def resume(*, account_id: str | None = None, user=None, source: str = "") -> list[str]:
     """Resume one account, or all trading; wakes the drainers. Returns the accounts woken."""
+    access.check_control(user, account_id)  # callers check first; this keeps any new caller honest
     actor = _actor(user, source)
     with transaction.atomic():
         if account_id is None:

@@ -17,21 +17,35 @@ def _contract_size(account: Account, symbol: str) -> Decimal | None:
 
 
 def _reference_price(account: Account, symbol: str) -> Decimal | None:
-    """The price a market order's notional is judged by: the account's configured
-    reference price, else the last average fill price the service saw there."""
-    configured = ((account.options or {}).get("reference_prices") or {}).get(symbol)
-    if configured is not None:
-        return Decimal(str(configured))
-    return (
-        Order.objects.filter(account=account, symbol=symbol, status=OrderStatus.SUCCESS, average_price__isnull=False)
-        .order_by("-id")
+    """The market price an order's notional is judged by: the latest average fill price
+    the service saw for the symbol on this exchange venue (any account: the market is the
+    same), else the account's configured reference price."""
+    last_fill = (
+        Order.objects.filter(
+            account__in=Account.objects.filter(mode=account.mode, hostname=account.hostname, base_url=account.base_url),
+            symbol=symbol,
+            status=OrderStatus.SUCCESS,
+            average_price__isnull=False,
+        )
+        .order_by("-finished_at", "-id")
         .values_list("average_price", flat=True)
         .first()
     )
+    if last_fill is not None:
+        return last_fill
+    configured = ((account.options or {}).get("reference_prices") or {}).get(symbol)
+    return Decimal(str(configured)) if configured is not None else None
 
 
 def limit_problems(
-    *, account: Account, symbol: str, amount: Decimal, unit: str, price: Decimal | None, leverage: int | None
+    *,
+    account: Account,
+    symbol: str,
+    amount: Decimal,
+    unit: str,
+    price: Decimal | None,
+    leverage: int | None,
+    side: str = "buy",
 ) -> dict[str, list[str]]:
     limits = account.limits or {}
     errors: dict[str, list[str]] = {}
@@ -57,7 +71,12 @@ def limit_problems(
             f"{base_amount.normalize()} {base} is above this account's limit of {limits['max_amount']} {base} per order (max_amount)."
         )
     if "max_notional" in limits:
-        reference = price or _reference_price(account, symbol)
+        market = _reference_price(account, symbol)
+        reference = price or market
+        if price is not None and side == "sell" and market is not None and market > price:
+            # A sell limit below the market fills at the market: value it there, or a low
+            # limit price would slip a large order under the limit.
+            reference = market
         if reference is None:
             errors.setdefault("amount", []).append(
                 f"This account limits the notional per order (max_notional) and no price is known for {symbol} yet: "

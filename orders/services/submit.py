@@ -100,6 +100,7 @@ def _account_errors(item: dict, accounts: dict[str, Account]) -> dict[str, list[
                 unit=item.get("amount_unit") or AmountUnit.BASE,
                 price=item.get("price"),
                 leverage=item.get("leverage") or account.default_leverage,
+                side=item["side"],
             )
         )
     return errors
@@ -207,6 +208,7 @@ def order_submit(
         raise SubmitError("Forbidden", _per_item(items, batch, lambda it: it["account_id"] in forbidden,
                                                  {"account_id": [message]}), status=403)  # fmt: skip
 
+    items, keys = _outside_foreign_ids(items, keys, user)
     previous = _replay(items, keys)
     if previous is not None:
         return SubmitResult(orders=previous, created=False)
@@ -249,6 +251,29 @@ def order_submit(
             raise
         return SubmitResult(orders=previous, created=False)
     return SubmitResult(orders=orders, created=True)
+
+
+def _outside_foreign_ids(items: list[dict], keys: list[str | None], user) -> tuple[list[dict], list[str | None]]:
+    """A client's request_id that already names an order on an account this user may not
+    use must neither reveal that order (a 409 would) nor block the client. Such an item
+    gets a server-issued request_id (returned in the answer), and the client's id becomes
+    its idempotency key, scoped to the user (unless an Idempotency-Key header gave one),
+    so sending the same order again finds it again instead of placing it twice."""
+    wanted = {item["request_id"] for item in items if item.get("request_id")}
+    if not wanted:
+        return items, keys
+    taken = dict(Order.objects.filter(request_id__in=wanted).values_list("request_id", "account_id"))
+    foreign = {rid for rid, account_id in taken.items() if not may_use_account(user, account_id)}
+    if not foreign:
+        return items, keys
+    owner = getattr(user, "pk", None) or "anon"
+    items, keys = list(items), list(keys)
+    for index, item in enumerate(items):
+        if item.get("request_id") in foreign:
+            if keys[index] is None:
+                keys[index] = f"{owner}:request_id:{item['request_id']}"
+            items[index] = {**item, "request_id": None}
+    return items, keys
 
 
 def _refuse_if_paused(items: list[dict], accounts: dict[str, Account]) -> None:

@@ -9,13 +9,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--role", required=True, choices=ROLES)
-        parser.add_argument("--accounts", default="", help="Comma-separated account ids the user is limited to.")
+        scope = parser.add_mutually_exclusive_group()
+        scope.add_argument("--accounts", default="", help="Comma-separated account ids the user is limited to.")
+        scope.add_argument(
+            "--all-accounts", action="store_true", help="Every account, including those added later (explicit right)."
+        )
 
-    def handle(self, *args, username, role, accounts, **options):
+    def handle(self, *args, username, role, accounts, all_accounts, **options):
         account_ids = [a.strip() for a in accounts.split(",") if a.strip()]
         try:
-            user, key = user_create(username=username, role=role, accounts=account_ids, actor="command:create_api_user")
+            user, key = user_create(
+                username=username,
+                role=role,
+                accounts=account_ids,
+                all_accounts=all_accounts,
+                actor="command:create_api_user",
+            )
         except AccessError as exc:
             raise CommandError(str(exc)) from None
-        scope = ", ".join(account_ids) if account_ids else "all accounts"
+        scope = "all accounts" if all_accounts else ", ".join(account_ids)
         self.stdout.write(f"created {role} {user.username} ({scope})\nAPI token (shown once): {key}")
