@@ -1,4 +1,4 @@
-"""Settings for benchmarks: the real settings plus the bare-Django ceiling view."""
+"""Settings for benchmarks: the real settings plus the ceiling views (bench/bench_urls.py)."""
 
 from scheduler_site.settings import *  # noqa: F401,F403
 

@@ -1,13 +1,14 @@
-"""Submit under saturation against the stack's ceiling: a bare Django view that inserts
-one order row, measured side by side in the same run.
+"""Submit under saturation against the stack's ceiling: a bare Django + DRF view that
+inserts one order row (no validation, no authentication), measured side by side.
 
 By default the service runs as `make run` starts it (`manage.py serve` with its
 defaults: gunicorn web workers, the django-q2 cluster and the supervisor) on a fresh
 SQLite file with the example paper accounts, so the workers drain the submitted orders
 while the clients keep sending. `--web-only` runs gunicorn alone (no cluster), as this
-script did before. Rounds alternate (bare, submit, bare, submit, ...) so that a noisy
-machine affects both alike; prints each round, the medians over rounds of throughput,
-p50 and p99, the ratios, and the machine.
+script did before; `--ceiling django` measures against a plain Django view instead of
+the DRF one. Rounds alternate (bare, submit, bare, submit, ...) so that a noisy machine
+affects both alike; prints each round (with the service's CPU per request, web and
+cluster), the medians over rounds of throughput, p50 and p99, the ratios, and the machine.
 
     .venv/bin/python bench/submit.py [--rounds 3] [--seconds 4] [--clients 8] [--web-only]
 """
@@ -164,6 +165,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--web-only", action="store_true", help="gunicorn alone, no cluster draining")
+    parser.add_argument(
+        "--ceiling", choices=["drf", "django"], default="drf", help="the bare view: DRF or plain Django"
+    )
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     args = parser.parse_args()
 
@@ -190,12 +194,14 @@ def main() -> None:
         )
     print(f"stack: {stack}; database {env['DATABASE_URL'].split(':')[0]}; {args.clients} keep-alive clients")
     json_headers = {"Content-Type": "application/json"}
+    ceiling_path = "/bench/bare-drf-insert" if args.ceiling == "drf" else "/bench/bare-insert"
+    ceiling_label = "bare Django + DRF insert" if args.ceiling == "drf" else "bare Django insert"
     rounds: dict[str, list[dict]] = {"bare": [], "submit": []}
     busy_start = cpu_busy()
     try:
         for _ in range(args.rounds):
             for name, path, headers in [
-                ("bare", "/bench/bare-insert", json_headers),
+                ("bare", ceiling_path, json_headers),
                 ("submit", "/api/order-scheduler/submit", {**json_headers, "Authorization": f"Token {token}"}),
             ]:
                 cpu_before = cpu_by_part(server.proc.pid)
@@ -228,10 +234,11 @@ def main() -> None:
         total = sum(statuses.values())
         print(f"orders in the database at the end: {total}, by status: {dict(sorted(statuses.items()))}")
     print(f"medians of {args.rounds} alternating rounds of {args.seconds:g} s")
-    print(f"{'endpoint':28s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s}")
-    for name, label in [("bare", "bare Django insert (ceiling)"), ("submit", "POST submit")]:
+    print(f"{'endpoint':28s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'web CPU ms/req':>15s}")
+    for name, label in [("bare", ceiling_label), ("submit", "POST submit")]:
         m = med[name]
-        print(f"{label:28s} {m['rate']:8.1f} {m['p50'] * 1000:8.1f} {m['p99'] * 1000:8.1f}")
+        cpu = median([r["cpu_web"] for r in rounds[name]])
+        print(f"{label:28s} {m['rate']:8.1f} {m['p50'] * 1000:8.1f} {m['p99'] * 1000:8.1f} {cpu * 1000:15.2f}")
     throughput = med["submit"]["rate"] / med["bare"]["rate"]
     tail = med["submit"]["p99"] / med["bare"]["p99"]
     print(f"throughput submit / ceiling: {throughput:.2f} (goal >= 0.5)")
