@@ -10,7 +10,11 @@ the DRF one. Rounds alternate (bare, submit, bare, submit, ...) so that a noisy 
 affects both alike; prints each round (with the service's CPU per request, web and
 cluster), the medians over rounds of throughput, p50 and p99, the ratios, and the machine.
 
-    .venv/bin/python bench/submit.py [--rounds 3] [--seconds 4] [--clients 8] [--web-only]
+    .venv/bin/python bench/submit.py [--rounds 3] [--seconds 3] [--clients 8] [--web-only]
+                                     [--ceiling drf|django] [--trace-locks]
+
+--trace-locks also prints, per process kind and place, how long transactions waited for
+SQLite's write lock and held it (bench/locktrace.py; it slows the service a little).
 """
 
 import argparse
@@ -162,18 +166,21 @@ def drained() -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--web-only", action="store_true", help="gunicorn alone, no cluster draining")
     parser.add_argument(
         "--ceiling", choices=["drf", "django"], default="drf", help="the bare view: DRF or plain Django"
     )
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--trace-locks", action="store_true", help="log each transaction's lock wait and hold")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-submit-"))
     extra = {"DATABASE_URL": args.database_url} if args.database_url else {}
     # A cluster name of its own: never take (or leave) tasks of another running service.
+    if args.trace_locks:
+        extra["BENCH_LOCK_TRACE"] = str(workdir / "locks")
     env = bench_env(workdir / "bench.sqlite3", Q_CLUSTER_NAME=f"benchsubmit{os.getpid()}", **extra)
     token = prepare_database(env)
     os.environ.update(env)
@@ -243,6 +250,11 @@ def main() -> None:
     tail = med["submit"]["p99"] / med["bare"]["p99"]
     print(f"throughput submit / ceiling: {throughput:.2f} (goal >= 0.5)")
     print(f"p99 submit / ceiling: {tail:.2f} (goal <= 3)")
+    if args.trace_locks:
+        from bench.locktrace import report
+
+        print("\nSQLite write lock, ms, all transactions of the run (start-up included):")
+        print("\n".join(report(env["BENCH_LOCK_TRACE"])))
 
 
 if __name__ == "__main__":
