@@ -12,24 +12,46 @@ Here each connection first takes an exclusive flock(2) on `<database>-writer.loc
 through a file of its own (a lock belongs to an open file, so every connection, of
 whatever thread or process, queues on its own), and only then asks SQLite for its
 write lock, which is then almost always free. Waiting writers block in the kernel and
-wake the moment the lock is released, each connection with the same chance. It covers
-a transaction from its `BEGIN IMMEDIATE` to its commit or rollback, and a statement
-that writes outside a transaction (autocommit) for that statement; the kernel drops it
-if the process dies.
+wake in turn the moment the lock is released. It covers a transaction from its
+`BEGIN IMMEDIATE` to its commit or rollback, and a statement that writes outside a
+transaction (autocommit) for that statement. The kernel drops it if the process dies
+(a forked child closes its copies of the files at once, so it cannot keep a dead
+parent's lock alive).
 
 This only orders the waiters: SQLite's own lock still decides who writes and its busy
 timeout still applies to anything not taking this lock (the sqlite3 shell, another
 program), so correctness never depends on it. It is used only with `transaction_mode`
-IMMEDIATE or EXCLUSIVE, where a transaction writes from its start.
+IMMEDIATE or EXCLUSIVE, where a transaction writes from its start. One difference: a
+writer waits as long as the lock is held, where SQLite's busy timeout (20 s) would have
+failed it with "database is locked"; transactions here are short and never span an
+exchange call, so a holder that never ends is a bug either way.
 """
 
 import fcntl
 import os
+import weakref
 
 from django.db.backends.sqlite3 import base
 
 # Statements that write, as they start (Django's and django-q2's SQL).
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+_with_files: "weakref.WeakSet[DatabaseWrapper]" = weakref.WeakSet()
+
+
+def _forget_inherited_files() -> None:
+    # A forked child (django-q2's workers) gets a copy of each open lock file, which
+    # shares the parent's lock: were the parent to die holding it, the child's copy
+    # would keep it held. Close them at once; each connection opens its own when used.
+    for wrapper in list(_with_files):
+        if wrapper._writer_fd is not None:
+            os.close(wrapper._writer_fd)
+            wrapper._writer_fd = None
+        wrapper._holds_writer_lock = False
+    _with_files.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_files)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -43,16 +65,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return self.transaction_mode in ("IMMEDIATE", "EXCLUSIVE") and not self.is_in_memory_db()
 
     def _writer_file(self) -> int:
-        if self._writer_fd is not None and self._writer_pid != os.getpid():
-            # Inherited through a fork: the file (and any lock on it) is the parent's.
-            # Close this copy, which leaves the parent's lock alone, and open another.
-            os.close(self._writer_fd)
-            self._writer_fd = None
-            self._holds_writer_lock = False
         if self._writer_fd is None:
             path = f"{os.path.abspath(self.settings_dict['NAME'])}-writer.lock"
+            # Not inherited by programs this process starts (serve's children).
             self._writer_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self._writer_pid = os.getpid()
+            _with_files.add(self)
         return self._writer_fd
 
     def _take_writer_lock(self) -> None:
