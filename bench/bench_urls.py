@@ -1,28 +1,48 @@
-"""The service's URLs plus the bare-Django ceiling used by bench/submit.py: a view that
-inserts one order row with no validation, no authentication and no DRF."""
+"""The service's URLs plus the ceilings bench/submit.py measures submit against: views
+that insert one order row with no validation and no authentication, one through Django
+REST framework with the project's DRF settings (the issue's "bare Django + DRF one-row
+insert") and one in plain Django."""
 
 import uuid
 
 from django.http import JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from orders.models import Order
 
 
-@csrf_exempt
-def bare_insert(request):
+def _insert_one(data: dict) -> str:
     stamp = uuid.uuid4().hex
     Order.objects.create(
         request_id=f"BARE_{stamp}",
         client_order_id=f"b{stamp[:31]}",
         account_id="account_main",
-        symbol="BTC/USDT:USDT",
-        side="buy",
+        symbol=data.get("symbol") or "BTC/USDT:USDT",
+        side=data.get("side") or "buy",
         order_type="market",
         amount=1,
     )
-    return JsonResponse({"success": True})
+    return stamp
 
 
-urlpatterns = [path("bench/bare-insert", bare_insert), path("", include("scheduler_site.urls"))]
+class BareDrfInsert(APIView):
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        return Response({"success": True, "id": _insert_one(request.data)}, status=201)
+
+
+@csrf_exempt
+def bare_insert(request):
+    return JsonResponse({"success": True, "id": _insert_one({})})
+
+
+urlpatterns = [
+    path("bench/bare-drf-insert", BareDrfInsert.as_view()),
+    path("bench/bare-insert", bare_insert),
+    path("", include("scheduler_site.urls")),
+]

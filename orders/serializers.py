@@ -6,6 +6,7 @@ an addition. Numbers stay JSON numbers.
 """
 
 import copy
+import threading
 
 from rest_framework import serializers
 
@@ -96,9 +97,22 @@ class OrderSerializer(serializers.ModelSerializer):
         return _millis(order.started_at, order.finished_at)
 
 
+_local = threading.local()
+
+
+def order_data(order: Order) -> dict:
+    """`OrderSerializer(order).data`, without building the serializer's 32 fields again
+    for every order (about 1 ms of a submit's CPU): one serializer per thread, its
+    fields bound once. They format values and keep no state between calls."""
+    serializer = getattr(_local, "serializer", None)
+    if serializer is None:
+        serializer = _local.serializer = OrderSerializer()
+    return serializer.to_representation(order)
+
+
 def order_record(order: Order) -> dict:
     """The order as plain JSON-able data (Decimals as floats), for the journal and exports."""
-    data = dict(OrderSerializer(order).data)
+    data = dict(order_data(order))
     for key, value in data.items():
         if value is not None and key in ("amount", "price", "filled_amount", "average_price", "fee"):
             data[key] = float(value)

@@ -114,6 +114,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
     }
     _db["TEST"] = {"NAME": str(Path(_db["NAME"]).with_name("test_" + Path(_db["NAME"]).name))}
+    # Django's backend, with writers queued for the write lock instead of polling for it
+    # (see its docstring: the submit tail under load came from that polling).
+    _db["ENGINE"] = "scheduler_site.backends.sqlite3"
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     # No statement may run longer than this (0: no limit): a runaway query gives up with
     # an error instead of holding a connection and a web thread. Long migrations on a big

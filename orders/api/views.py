@@ -29,7 +29,7 @@ from orders.api.serializers import (
     SettleRequestSerializer,
     StatsQuerySerializer,
 )
-from orders.serializers import OrderSerializer
+from orders.serializers import OrderSerializer, order_data
 from orders.services.access import allowed_account_ids, can_operate, may_control, may_use_account
 from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume
@@ -106,7 +106,7 @@ class SubmitView(APIView):
 
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         message = SUBMITTED if result.created else "Order already submitted; returning the existing order"
-        orders = OrderSerializer(result.orders, many=True).data
+        orders = [order_data(order) for order in result.orders]
         if batch:
             body = {"success": True, "request_ids": [o.request_id for o in result.orders], "message": message}
             return Response({**body, "created": result.created, "orders": orders}, status=code)

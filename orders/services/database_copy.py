@@ -90,7 +90,9 @@ def _connect_source(url: str):
     if config["ENGINE"] == "django.db.backends.sqlite3" and not Path(config["NAME"]).is_file():
         raise CopyError(f"no SQLite file at {config['NAME']}")
     target = connections.settings[DEFAULT_DB_ALIAS]
-    if all(config.get(key) == target.get(key) for key in ("ENGINE", "NAME", "HOST", "PORT")):
+    # By the backend's kind: the target may run a subclass of Django's (SQLite's does).
+    same_kind = config["ENGINE"].rsplit(".", 1)[-1] == target["ENGINE"].rsplit(".", 1)[-1]
+    if same_kind and all(config.get(key) == target.get(key) for key in ("NAME", "HOST", "PORT")):
         raise CopyError("the source is the target database (DATABASE_URL)")
     config = connections.configure_settings({DEFAULT_DB_ALIAS: config})[DEFAULT_DB_ALIAS]
     return load_backend(config["ENGINE"]).DatabaseWrapper(config, alias=SOURCE_ALIAS)
