@@ -28,6 +28,8 @@ def bench_env(db_path: Path, **extra) -> dict:
     env["DJANGO_SETTINGS_MODULE"] = "bench.bench_settings"
     env["LOG_LEVEL"] = "WARNING"
     env.setdefault("ORDER_SCHEDULER_SUBMIT_RATE", "100000000/min")  # measure capacity, not the throttle
+    env.setdefault("ORDER_SCHEDULER_ALLOW_INSECURE_BASE_URL", "1")  # the local OKX fake is plain http
+    env.setdefault("ORDER_SCHEDULER_DEFAULT_EXPIRES_IN", "0")  # a deep backlog must drain, not expire
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
