@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -213,10 +213,15 @@ def _next_orders(*, account_id: str, limit: int) -> list[Order]:
     that also says none when the account may no longer trade. A batch stops before an
     order whose leverage differs from an earlier one's on the same instrument and margin
     mode: a batch shares the account's leverage step."""
-    tradable_account = Account.objects.filter(pk=OuterRef("account_id")).filter(tradable())
     queued = (
-        Order.objects.filter(account_id=account_id, status=OrderStatus.QUEUED)
-        .filter(Exists(tradable_account))
+        Order.objects.filter(
+            account_id=account_id,
+            status=OrderStatus.QUEUED,
+            account__enabled=True,
+            account__paused=False,
+            account__config_error="",
+        )
+        .filter(~Exists(Control.objects.filter(trading_paused=True)))  # tradable(), as a join
         .select_related("account")
         .order_by("-priority", "id")[:limit]
     )
@@ -343,27 +348,38 @@ def _send(drain: _Drain, orders: list[Order], *, claim: bool) -> list[Order]:
     # claims the orders and checks the lease outlives it: a stalled holder whose lease
     # ran out sends nothing.
     lease_holds = Account.objects.filter(pk=drain.account.pk).filter(held_for(budget + margin, owner=drain.lease.owner))
-    with transaction.atomic():
-        if claim:
-            orders = transitions.claim(orders, actor=transitions.WORKER, extra=_not_expired())
-        committed = (
-            Order.objects.filter(pk__in=[order.pk for order in orders], status=OrderStatus.PROCESSING)
-            .filter(Exists(lease_holds))
-            .update(deadline_at=deadline_at, sent=True, attempts=F("attempts") + 1)
+    if claim:
+        # Queued orders are claimed and their deadline committed by one UPDATE; a fresh
+        # order has had no send, so this is its first attempt.
+        wanted = len(orders)
+        orders = transitions.claim(
+            orders,
+            actor=transitions.WORKER,
+            extra=_not_expired() & Q(Exists(lease_holds)),
+            deadline_at=deadline_at,
+            sent=True,
+            attempts=1,
         )
-        if orders and committed != len(orders):
-            transaction.set_rollback(True)
-            orders, short = [], True
-        else:
-            short = False
+        short = not orders and not drain.lease.holds_for(budget + margin) if wanted else False
+    else:
+        with transaction.atomic():
+            committed = (
+                Order.objects.filter(pk__in=[order.pk for order in orders], status=OrderStatus.PROCESSING)
+                .filter(Exists(lease_holds))
+                .update(deadline_at=deadline_at, sent=True, attempts=F("attempts") + 1)
+            )
+            short = committed != len(orders)
+            if short:
+                transaction.set_rollback(True)
+        if not short:
+            for order in orders:
+                order.deadline_at, order.sent, order.attempts = deadline_at, True, order.attempts + 1
     if short:
         if not drain.lease.renew():
             raise _Stop()
         return []  # the lease was short of the deadline: renewed, the next pass sends
     if not orders:
         return []
-    for order in orders:
-        order.deadline_at, order.sent, order.attempts = deadline_at, True, order.attempts + 1
     drain.lease.busy_until = time.monotonic() + budget + margin
     tickets = [reconcile.ticket_for(order) for order in orders]
     budget_for(drain.account).spend([order.symbol for order in orders])

@@ -113,6 +113,10 @@ class Lease:
         self.renewed_at = started
         return True
 
+    def holds_for(self, seconds: float) -> bool:
+        """Whether the database says this lease outlives `seconds` from now."""
+        return Account.objects.filter(pk=self.account_id).filter(held_for(seconds, owner=self.owner)).exists()
+
     def release(self) -> None:
         if time.monotonic() < self.busy_until:
             return  # a request may still be processed at the exchange: let the lease run out

@@ -102,7 +102,8 @@ def move(
     if to in OrderStatus.final():
         fields.setdefault("finished_at", now)
     with transaction.atomic():
-        flush_journal_marks()  # in this transaction: no commit of their own
+        if to != OrderStatus.PROCESSING:  # not on the way to a send: that path stays short
+            flush_journal_marks()  # in this transaction: no commit of their own
         rows = Order.objects.filter(pk=order.pk)
         if extra is not None:
             rows = rows.filter(extra)
@@ -134,22 +135,21 @@ def move(
     return True
 
 
-def claim(orders: list[Order], *, actor: Actor, extra: Q | None = None) -> list[Order]:
-    """Move queued orders to processing (a drainer takes them): the ones that were still
-    queued (and meet `extra`) are returned. One UPDATE, one read and one INSERT of their
-    events for any number of orders."""
+def claim(orders: list[Order], *, actor: Actor, extra: Q | None = None, **fields) -> list[Order]:
+    """Move queued orders to processing (a drainer takes them), setting `fields` in the
+    same UPDATE: the ones that were still queued (and meet `extra`) are returned. One
+    UPDATE, one read and one INSERT of their events for any number of orders."""
     if len(orders) == 1:
         moved = move(orders[0], OrderStatus.PROCESSING, actor=actor, only_from=(OrderStatus.QUEUED,), extra=extra,
-                     started_at=timezone.now())  # fmt: skip
+                     started_at=timezone.now(), **fields)  # fmt: skip
         return orders if moved else []
     now = timezone.now()
     ids = [order.pk for order in orders]
     with transaction.atomic():
-        flush_journal_marks()
         rows = Order.objects.filter(pk__in=ids, status=OrderStatus.QUEUED)
         if extra is not None:
             rows = rows.filter(extra)
-        rows.update(status=OrderStatus.PROCESSING, started_at=now)
+        rows.update(status=OrderStatus.PROCESSING, started_at=now, **fields)
         # Only the account's lease holder moves its orders to processing: those that
         # are processing since `now` are the ones this UPDATE took.
         taken = set(
@@ -158,6 +158,8 @@ def claim(orders: list[Order], *, actor: Actor, extra: Q | None = None) -> list[
         claimed = [order for order in orders if order.pk in taken]
         for order in claimed:
             order.status, order.started_at = OrderStatus.PROCESSING, now
+            for name, value in fields.items():
+                setattr(order, name, value)
         _events(claimed, actor=actor, from_status=OrderStatus.QUEUED, to_status=OrderStatus.PROCESSING, at=now)
     return claimed
 
