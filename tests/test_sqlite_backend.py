@@ -11,11 +11,12 @@ from django.db import connection, transaction
 
 from orders.models import AuditEvent
 
+# The writer lock is SQLite's: `make test-postgres` leaves these to the SQLite leg.
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
 def lock_file(transactional_db):
-    if connection.vendor != "sqlite":
-        pytest.skip("the writer lock is SQLite's")
     fd = os.open(f"{os.path.abspath(connection.settings_dict['NAME'])}-writer.lock", os.O_RDWR | os.O_CREAT)
     yield fd
     os.close(fd)
