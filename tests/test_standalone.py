@@ -18,7 +18,7 @@ def test_it_keeps_the_contract_examples_in_the_repository():
 
 
 def test_it_refuses_to_open_a_file_beside_the_checkout():
-    beside = BASE_DIR.parent / "shared" / "contract" / "submit.request.json"
+    beside = BASE_DIR.parent / "a-sibling-folder" / "example.json"  # refused before it is looked for
     with pytest.raises(PermissionError, match="outside the repository"):
         open(beside)
 
