@@ -54,7 +54,19 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class OrderSubmitSerializer(serializers.Serializer):
+class StrictBodySerializer(serializers.Serializer):
+    """A request body whose unknown fields are refused: a misspelt field (e.g. "ammount",
+    "acount") must not be silently ignored on a trade, a pause or a settlement."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class OrderSubmitSerializer(StrictBodySerializer):
     account_id = StrictCharField(max_length=64)
     symbol = StrictCharField(max_length=64, help_text="ccxt unified symbol, e.g. BTC/USDT or BTC/USDT:USDT")
     side = serializers.ChoiceField(choices=Side.choices)
@@ -71,14 +83,6 @@ class OrderSubmitSerializer(serializers.Serializer):
     priority = serializers.IntegerField(required=False, default=0, min_value=-1000, max_value=1000)
     expires_in = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=7 * 24 * 3600)
     request_id = StrictCharField(required=False, allow_null=True, max_length=64)
-
-    def to_internal_value(self, data):
-        # A misspelt field (e.g. "ammount") must not be silently ignored on a trade.
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
-        return super().to_internal_value(data)
 
     def validate_symbol(self, value: str) -> str:
         if not SYMBOL_RE.match(value):
@@ -288,7 +292,7 @@ class StatsQuerySerializer(QueryParamsSerializer):
     )
 
 
-class ControlRequestSerializer(serializers.Serializer):
+class ControlRequestSerializer(StrictBodySerializer):
     account = StrictCharField(
         required=False,
         allow_blank=True,
@@ -296,13 +300,6 @@ class ControlRequestSerializer(serializers.Serializer):
         validators=[RegexValidator(ACCOUNT_ID_RE, "1 to 64 letters, digits or _ . - only.")],
         help_text="The account; all trading when omitted or blank.",
     )
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):  # a misspelt "acount" must not pause all trading
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
-        return super().to_internal_value(data)
 
     reason = StrictCharField(required=False, allow_blank=True, max_length=500)
 
@@ -326,14 +323,7 @@ class EventsQuerySerializer(QueryParamsSerializer):
         return value
 
 
-class SettleRequestSerializer(serializers.Serializer):
-    def to_internal_value(self, data):
-        if isinstance(data, dict):  # a misspelt field must not settle an order by default
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
-        return super().to_internal_value(data)
-
+class SettleRequestSerializer(StrictBodySerializer):
     outcome = serializers.ChoiceField(
         choices=[("not_placed", "not placed"), ("placed", "placed")],
         help_text="What the operator found on the exchange: the order was not placed, or placed as exchange_order_id.",
