@@ -8,7 +8,7 @@ order, whatever is queued stays queued, and new submits are held as queued or re
 from django.conf import settings
 from django.db import transaction
 
-from orders.models import Account, Control
+from orders.models import Account
 from orders.services import access, transitions
 from orders.services.audit import audit_record
 from orders.services.drain import wake_account
@@ -16,14 +16,6 @@ from orders.services.drain import wake_account
 
 class ControlError(Exception):
     pass
-
-
-def control() -> Control:
-    return Control.objects.get_or_create(pk=1)[0]
-
-
-def trading_paused() -> bool:
-    return Control.objects.filter(pk=1, trading_paused=True).exists()
 
 
 def submits_refused_when_paused() -> bool:

@@ -44,7 +44,7 @@ from orders.models import Account, Control, Order, OrderStatus
 from orders.services import reconcile, transitions
 from orders.services.lease import Lease, held_for, new_lease_owner
 from orders.services.markets import refresh_markets
-from orders.services.pacing import budget_for
+from orders.services.pacing import Budget, budget_for
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ class _Drain:
     exchange: Exchange
     lease: Lease
     stop_at: float
+    budget: Budget
     size: int = 1
     portfolio_margin: bool = False
     taken: int = 0
@@ -160,8 +161,15 @@ def _drain_leased(*, lease: Lease, stop_at: float) -> int:
         return 0
     exchange = get_exchange(account)
     lease.size_for(exchange)
-    drain = _Drain(account, exchange, lease, stop_at, size=batch_size(account, exchange))
-    drain.portfolio_margin = bool((account.options or {}).get("portfolio_margin"))
+    drain = _Drain(
+        account,
+        exchange,
+        lease,
+        stop_at,
+        budget=budget_for(account),
+        size=batch_size(account, exchange),
+        portfolio_margin=bool((account.options or {}).get("portfolio_margin")),
+    )
     try:
         # First whatever a previous holder left in flight: it must be settled before
         # the next order of this account may be sent.
@@ -382,7 +390,7 @@ def _send(drain: _Drain, orders: list[Order], *, claim: bool) -> list[Order]:
         return []
     drain.lease.busy_until = time.monotonic() + budget + margin
     tickets = [reconcile.ticket_for(order) for order in orders]
-    budget_for(drain.account).spend([order.symbol for order in orders])
+    drain.budget.spend([order.symbol for order in orders])
     try:
         if len(orders) == 1:
             results = [_one(exchange, tickets[0], deadline_ms)]
@@ -446,7 +454,7 @@ def _not_expired() -> Q:
 
 def _wait_for_budget(drain: _Drain, orders: list[Order]) -> None:
     """Keep within OKX's placement limits (orders.services.pacing)."""
-    wait = budget_for(drain.account).delay([order.symbol for order in orders])
+    wait = drain.budget.delay([order.symbol for order in orders])
     if wait > 0:
         if time.monotonic() + wait >= drain.stop_at:
             raise _Stop()

@@ -99,17 +99,19 @@ def look_up_many(orders: list[Order], exchange) -> dict[int, LookUp]:
     }
 
 
-def _placed_fields(execution: Execution) -> dict:
+def fill_fields(execution: Execution) -> dict:
+    """The order's columns for what the exchange says of it: state, fills, fee."""
     return dict(
-        order_id=execution.order_id,
         exchange_state=execution.state,
         filled_amount=execution.filled_amount,
         average_price=execution.average_price,
         fee=execution.fee,
         fee_currency=execution.fee_currency,
-        error_code="",
-        error_message="",
     )
+
+
+def _placed_fields(execution: Execution) -> dict:
+    return dict(order_id=execution.order_id, **fill_fields(execution), error_code="", error_message="")
 
 
 def record_placed_many(placed: list[tuple[Order, Execution]], *, actor=transitions.WORKER) -> None:

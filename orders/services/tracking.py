@@ -19,7 +19,7 @@ from orders.exchanges import get_exchange
 from orders.exchanges.base import ExchangeError, Execution
 from orders.models import Account, Order, OrderStatus
 from orders.services import transitions
-from orders.services.reconcile import ticket_for
+from orders.services.reconcile import fill_fields, ticket_for
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +39,7 @@ def _exchange_state(execution: Execution, **fields) -> tuple[dict, dict]:
         "average_price": execution.average_price,
         "fee": execution.fee,
     }
-    values = dict(
-        exchange_state=execution.state,
-        filled_amount=execution.filled_amount,
-        average_price=execution.average_price,
-        fee=execution.fee,
-        fee_currency=execution.fee_currency,
-        exchange_checked_at=timezone.now(),
-        **fields,
-    )
+    values = dict(**fill_fields(execution), exchange_checked_at=timezone.now(), **fields)
     return values, details
 
 

@@ -67,7 +67,6 @@ class Actor:
 
 WORKER = Actor(EventActor.WORKER)
 RECOVERY = Actor(EventActor.RECOVERY)
-SYSTEM = Actor(EventActor.SYSTEM)
 
 
 def person(user, *, operator: bool = False) -> Actor:
