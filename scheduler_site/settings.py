@@ -192,6 +192,8 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    # The ORM broker, its pusher woken by a nudge from whoever enqueues (see the module).
+    Q_CLUSTER["broker_class"] = "scheduler_site.taskqueue.NudgedORM"
 
 # --- Order scheduler --------------------------------------------------------------------
 

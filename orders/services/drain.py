@@ -173,10 +173,8 @@ def _drain_leased(*, lease: Lease, stop_at: float) -> int:
     try:
         # First whatever a previous holder left in flight: it must be settled before
         # the next order of this account may be sent.
-        in_flight = list(
-            Order.objects.filter(account_id=account.pk, status__in=OrderStatus.in_flight())
-            .select_related("account")
-            .order_by("id")
+        in_flight = _with_account(
+            Order.objects.filter(account_id=account.pk, status__in=OrderStatus.in_flight()).order_by("id"), account
         )
         for start in range(0, len(in_flight), drain.size):
             if not lease.keep():
@@ -195,7 +193,7 @@ def _drain_queue(drain: _Drain) -> None:
 
     housekept = time.monotonic()
     while time.monotonic() < drain.stop_at:
-        orders = _next_orders(account_id=drain.account.pk, limit=drain.size)
+        orders = _next_orders(drain.account, limit=drain.size)
         if not orders or time.monotonic() - housekept >= HOUSEKEEPING_SECONDS:
             _cancel_requested(drain)
             expire_overdue(account_id=drain.account.pk)
@@ -216,29 +214,37 @@ def _drain_queue(drain: _Drain) -> None:
             _carry(drain, unsettled)
 
 
-def _next_orders(*, account_id: str, limit: int) -> list[Order]:
+def _next_orders(account: Account, *, limit: int) -> list[Order]:
     """The account's next queued orders (priority first, then first in), in one query
     that also says none when the account may no longer trade. A batch stops before an
     order whose leverage differs from an earlier one's on the same instrument and margin
     mode: a batch shares the account's leverage step."""
     queued = (
         Order.objects.filter(
-            account_id=account_id,
+            account_id=account.pk,
             status=OrderStatus.QUEUED,
             account__enabled=True,
             account__paused=False,
             account__config_error="",
         )
         .filter(~Exists(Control.objects.filter(trading_paused=True)))  # tradable(), as a join
-        .select_related("account")
         .order_by("-priority", "id")[:limit]
     )
     batch, leverage = [], {}
-    for order in queued:
+    for order in _with_account(queued, account):
         if leverage.setdefault((order.symbol, order.margin_mode), order.leverage) != order.leverage:
             break
         batch.append(order)
     return batch
+
+
+def _with_account(orders, account: Account) -> list[Order]:
+    """The orders, each with the drainer's account object (one object per drain, read
+    once: a join would build it again for every order, in every query)."""
+    orders = list(orders)
+    for order in orders:
+        order.account = account
+    return orders
 
 
 def _cancel_requested(drain: _Drain) -> None:
