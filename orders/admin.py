@@ -26,6 +26,7 @@ from orders.serializers import OrderSerializer
 from orders.services import access, controls, lifecycle, reconcile, transitions
 from orders.services.accounts import SECRET_FIELDS
 from orders.services.audit import audit_lines, client_address
+from orders.services.errors import DomainError
 
 # One admin action touches at most this many orders: "select all" over a million rows
 # must not cancel or resubmit them by accident.
@@ -289,7 +290,7 @@ class OrderAdmin(ReadOnlyAdmin):
         for request_id in request_ids:
             try:
                 text = act(request_id)
-            except transitions.TransitionError as exc:
+            except (transitions.TransitionError, DomainError) as exc:
                 self.message_user(request, str(exc), messages.WARNING)
             else:
                 self.message_user(request, text, messages.SUCCESS)

@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus
+from orders.services.access import may_use_account
 from orders.services.accounts import insecure_endpoint
 from orders.telegram import bot_config
 
@@ -602,8 +603,17 @@ def order_history(*, filters: OrderFilters, limit: int, after: tuple[datetime, i
     return OrderPage(orders=rows, next_cursor=next_cursor, has_more=has_more)
 
 
-def order_detail(*, request_id: str) -> Order | None:
-    return Order.objects.select_related("retry_of").filter(request_id=request_id).first()
+def order_get(*, request_id: str, user=None) -> Order | None:
+    """The order with this request_id, or None when there is none or it is on an account
+    the user does not reach (`None` as the user is the system: every account). The one
+    look-up of an order by its id, for reading it and for acting on it."""
+    # A NUL or an overlong id cannot name an order (and PostgreSQL refuses NUL).
+    if len(request_id) > 64 or "\x00" in request_id:
+        return None
+    order = Order.objects.select_related("account", "retry_of").filter(request_id=request_id).first()
+    if order is None or not may_use_account(user, order.account_id):
+        return None
+    return order
 
 
 def history_rows(*, filters: OrderFilters, columns: list[str], chunk_size: int = 1000) -> Iterator[tuple]:

@@ -20,6 +20,7 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import Account, AccountGrant, Order
 from orders.services.audit import audit_record
+from orders.services.errors import Forbidden
 
 # Role -> the `orders` permissions its group holds.
 ROLE_PERMISSIONS = {
@@ -92,11 +93,12 @@ def may_control(user, account_id: str | None) -> bool:
     return allowed is None or account_id in allowed
 
 
-def check_control(user, account_id: str | None) -> None:
-    """Raise AccessError unless may_control(user, account_id)."""
+def check_control(user, account_id: str | None, *, verb: str) -> None:
+    """Raise Forbidden unless may_control(user, account_id); `verb` (pause, resume) goes
+    into the message."""
     if not may_control(user, account_id):
         what = f"account '{account_id}'" if account_id else "all trading"
-        raise AccessError(f"You may not pause or resume {what}.")
+        raise Forbidden(f"You may not {verb} {what}.", {"account": [f"Not among the accounts you operate ({what})."]})
 
 
 def may_use_account(user, account_id: str) -> bool:
