@@ -98,7 +98,7 @@ class AccountAdmin(ReadOnlyAdmin):
         return access.restrict(super().get_queryset(request), request.user, "pk")
 
     def has_operate_permission(self, request) -> bool:
-        return access.can_operate(request.user)
+        return access.user_can_operate(request.user)
 
     @staticmethod
     def _secret(account: Account, field: str) -> str:
@@ -244,10 +244,10 @@ class OrderAdmin(ReadOnlyAdmin):
             return queryset.none(), False
 
     def has_trade_permission(self, request) -> bool:
-        return access.can_trade(request.user)
+        return access.user_can_trade(request.user)
 
     def has_operate_permission(self, request) -> bool:
-        return access.can_operate(request.user)
+        return access.user_can_operate(request.user)
 
     @admin.display(description=_("account"), ordering="account_id")
     def account_name(self, order):
@@ -453,10 +453,10 @@ class OrderEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.can_view(request.user)
+        return access.user_can_view(request.user)
 
     def has_module_permission(self, request) -> bool:
-        return access.can_view(request.user)
+        return access.user_can_view(request.user)
 
     def get_queryset(self, request):
         return access.restrict(super().get_queryset(request), request.user)

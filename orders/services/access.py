@@ -47,16 +47,23 @@ def ensure_roles() -> None:
         group.permissions.set(Permission.objects.filter(content_type__app_label="orders", codename__in=codenames))
 
 
-def can_view(user) -> bool:
+# The user's role, whatever the account. Whether an account may trade now (enabled,
+# configured, not paused) is another question: orders.services.drain.account_can_trade.
+def user_can_view(user) -> bool:
     return bool(user and user.is_authenticated and user.has_perm("orders.view_order"))
 
 
-def can_trade(user) -> bool:
+def user_can_trade(user) -> bool:
     return bool(user and user.is_authenticated and user.has_perm("orders.trade"))
 
 
-def can_operate(user) -> bool:
+def user_can_operate(user) -> bool:
     return bool(user and user.is_authenticated and user.has_perm("orders.operate"))
+
+
+# The old names, until the dashboard view and the API's status_for (being reworked
+# alongside) call the ones above; remove them then.
+can_view, can_trade, can_operate = user_can_view, user_can_trade, user_can_operate
 
 
 def allowed_account_ids(user) -> set[str] | None:
@@ -85,7 +92,7 @@ def may_control(user, account_id: str | None) -> bool:
     `None` as the user is the system (a management command run on the host)."""
     if user is None:
         return True
-    if not can_operate(user):
+    if not user_can_operate(user):
         return False
     allowed = allowed_account_ids(user)
     if account_id is None:
@@ -111,7 +118,7 @@ def may_operate_account(user, account_id: str) -> bool:
     None is the system itself (a command, the worker)."""
     if user is None:
         return True
-    return can_operate(user) and may_use_account(user, account_id)
+    return user_can_operate(user) and may_use_account(user, account_id)
 
 
 def restrict(queryset: QuerySet, user, field: str = "account_id") -> QuerySet:
