@@ -11,6 +11,7 @@ Every "may this user ..." rule that more than one caller needs lives here, once:
 API, the dashboard, the admin and the services ask these functions."""
 
 import secrets
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -157,6 +158,33 @@ def user_create(*, username: str, role: str, accounts: list[str] | None = None, 
         audit_record(action="token_created", user=user, source=actor, target=username,
                      changes={"role": role, "accounts": "all" if all_accounts else accounts})  # fmt: skip
     return user, token.key
+
+
+@dataclass(frozen=True)
+class FirstAdmin:
+    username: str
+    password: str
+    token: str
+
+
+def first_admin_ensure(*, username: str = "admin", actor: str = "") -> FirstAdmin | None:
+    """On a fresh installation, a superuser (every account, every right) with a random
+    password and an API token, for the person who installed it; None when a superuser
+    exists already, so running it on every start changes nothing after the first."""
+    User = get_user_model()
+    if User.objects.filter(is_superuser=True).exists():
+        return None
+    if User.objects.filter(username=username).exists():
+        raise AccessError(
+            f"user '{username}' exists but is not a superuser; pass --username NAME or run createsuperuser"
+        )
+    password = secrets.token_urlsafe(12)
+    with transaction.atomic():
+        user = User.objects.create_superuser(username=username, email="", password=password)
+        token = Token.objects.create(user=user)
+        audit_record(action="token_created", user=user, source=actor, target=username,
+                     changes={"role": "superuser", "accounts": "all"})  # fmt: skip
+    return FirstAdmin(username=username, password=password, token=token.key)
 
 
 def all_accounts_permission():
