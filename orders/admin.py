@@ -26,6 +26,7 @@ from orders.serializers import OrderSerializer
 from orders.services import access, controls, lifecycle, reconcile, transitions
 from orders.services.accounts import SECRET_FIELDS
 from orders.services.audit import audit_lines, client_address
+from orders.services.errors import DomainError
 
 # One admin action touches at most this many orders: "select all" over a million rows
 # must not cancel or resubmit them by accident.
@@ -97,7 +98,7 @@ class AccountAdmin(ReadOnlyAdmin):
         return access.restrict(super().get_queryset(request), request.user, "pk")
 
     def has_operate_permission(self, request) -> bool:
-        return access.can_operate(request.user)
+        return access.user_can_operate(request.user)
 
     @staticmethod
     def _secret(account: Account, field: str) -> str:
@@ -243,10 +244,10 @@ class OrderAdmin(ReadOnlyAdmin):
             return queryset.none(), False
 
     def has_trade_permission(self, request) -> bool:
-        return access.can_trade(request.user)
+        return access.user_can_trade(request.user)
 
     def has_operate_permission(self, request) -> bool:
-        return access.can_operate(request.user)
+        return access.user_can_operate(request.user)
 
     @admin.display(description=_("account"), ordering="account_id")
     def account_name(self, order):
@@ -289,7 +290,7 @@ class OrderAdmin(ReadOnlyAdmin):
         for request_id in request_ids:
             try:
                 text = act(request_id)
-            except transitions.TransitionError as exc:
+            except (transitions.TransitionError, DomainError) as exc:
                 self.message_user(request, str(exc), messages.WARNING)
             else:
                 self.message_user(request, text, messages.SUCCESS)
@@ -452,10 +453,10 @@ class OrderEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.can_view(request.user)
+        return access.user_can_view(request.user)
 
     def has_module_permission(self, request) -> bool:
-        return access.can_view(request.user)
+        return access.user_can_view(request.user)
 
     def get_queryset(self, request):
         return access.restrict(super().get_queryset(request), request.user)

@@ -16,23 +16,15 @@ API_THREADS = 4
 
 
 def post_worker_init(worker):
+    """Set up a worker's threads for streams beside the API: see the two steps."""
+    _end_streams_on_sigterm()
+    _share_idle_connections()
+
+
+def _end_streams_on_sigterm() -> None:
     """On the worker's graceful stop (SIGTERM from the gunicorn master), end every open
-    stream at once with a `shutdown` frame, so the worker exits in well under its
-    graceful timeout and clients reconnect (to a restarted server) and resume.
-
-    And keep database connections as few, and as reused, as with 4 threads: Django
-    keeps one persistent connection per thread (CONN_MAX_AGE), the pool now has
-    hundreds of threads, and idle pool threads take turns at new requests, so each
-    request would find a thread without a connection (a new connection per request;
-    on PostgreSQL several ms) and, in the end, every thread would hold one (PostgreSQL
-    refuses clients past max_connections, 100 by default). Instead a request borrows an
-    idle connection when its thread has none, and gives it back when it ends; at most
-    API_THREADS idle connections are kept, any more are closed. A stream gives its
-    connection back before it starts waiting (orders.services.stream.release_connection).
-    """
-    from django.core.signals import request_finished, request_started
-    from django.db import DEFAULT_DB_ALIAS, connections
-
+    stream at once with a `shutdown` frame, so the worker exits well within its graceful
+    timeout and clients reconnect (to a restarted server) and resume."""
     from orders.services import stream
 
     previous = signal.getsignal(signal.SIGTERM)
@@ -43,6 +35,23 @@ def post_worker_init(worker):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+def _share_idle_connections() -> None:
+    """Keep database connections as few, and as reused, as with API_THREADS threads.
+
+    Django keeps one persistent connection per thread (CONN_MAX_AGE), the pool has
+    hundreds of threads, and idle pool threads take turns at new requests, so each
+    request would find a thread without a connection (a new connection per request,
+    costly on PostgreSQL) and, in the end, every thread would hold one (PostgreSQL
+    refuses clients past max_connections). Instead a request borrows an idle connection
+    when its thread has none, and gives it back when it ends; at most API_THREADS idle
+    connections are kept, any more are closed. A stream gives its connection back before
+    it starts waiting (orders.services.stream.release_connection)."""
+    from django.core.signals import request_finished, request_started
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    from orders.services import stream
 
     idle: list = []  # connected DatabaseWrappers that no request is using
     lock = threading.Lock()

@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus
+from orders.services.access import may_use_account
 from orders.services.accounts import insecure_endpoint
 from orders.telegram import bot_config
 
@@ -365,27 +366,32 @@ def scheduler_status(*, accounts: set[str] | None = None, telegram_details: bool
         # Delivery errors and timings are for operators; others learn only whether it is on.
         "telegram": telegram_status() if telegram_details else {**dict.fromkeys(TELEGRAM_DETAILS), **_telegram_on()},
         "accounts": [
-            {
-                "id": a.id,
-                "name": a.name,
-                "mode": a.mode,
-                "enabled": a.enabled,
-                "paused": a.paused,
-                "pause_reason": a.pause_reason,
-                "config_error": a.config_error,
-                "queue_size": per_account.get(a.id, 0),
-                "in_flight": in_flight.get(a.id, 0),
-                "locked": a.id in locked,
-                "last_success_at": a.last_success_at,
-                "last_error_at": a.last_error_at,
-                "last_error": a.last_error,
-                "degraded": a.degraded_since is not None,
-                "degraded_reason": a.degraded_reason,
-                "degraded_since": a.degraded_since,
-                "insecure_endpoint": insecure_endpoint(a.hostname, a.base_url),
-            }
+            _account_status(a, queued=per_account.get(a.id, 0), in_flight=in_flight.get(a.id, 0), locked=a.id in locked)
             for a in accounts
         ],
+    }
+
+
+def _account_status(a: Account, *, queued: int, in_flight: int, locked: bool) -> dict:
+    """One account's line of the status."""
+    return {
+        "id": a.id,
+        "name": a.name,
+        "mode": a.mode,
+        "enabled": a.enabled,
+        "paused": a.paused,
+        "pause_reason": a.pause_reason,
+        "config_error": a.config_error,
+        "queue_size": queued,
+        "in_flight": in_flight,
+        "locked": locked,
+        "last_success_at": a.last_success_at,
+        "last_error_at": a.last_error_at,
+        "last_error": a.last_error,
+        "degraded": a.degraded_since is not None,
+        "degraded_reason": a.degraded_reason,
+        "degraded_since": a.degraded_since,
+        "insecure_endpoint": insecure_endpoint(a.hostname, a.base_url),
     }
 
 
@@ -399,6 +405,30 @@ def statistics(*, account: str | None = None, strategy: str | None = None, accou
     `accounts` limits them to those accounts (a user restricted to some)."""
     if accounts is not None and account is None and len(accounts) == 1:
         account = next(iter(accounts))
+    filters = _stats_filters(account=account, strategy=strategy, accounts=accounts)
+    orders = Order.objects.filter(**filters)
+    today = timezone.localdate()
+    yesterday = today - timedelta(days=1)
+    bounds = hour_bounds(yesterday) + hour_bounds(today)[1:]
+    buckets = hourly_counts(bounds=bounds, filters=filters)
+    yesterday_summary, yesterday_series = _day_series(buckets, bounds, offset=0)
+    today_summary, today_series = _day_series(buckets, bounds, offset=24)
+    start, end = day_bounds(today)
+    todays = orders.filter(created_at__gte=start, created_at__lt=end)
+    return {
+        "today": today_summary,
+        "yesterday": yesterday_summary,
+        **_groups(todays, filters),
+        "durations": durations(orders=orders, start=start, end=end, sample=settings.ORDER_SCHEDULER["DURATION_SAMPLE"]),
+        "hourly": {"today": today_series, "yesterday": yesterday_series},
+        "date": today.isoformat(),
+        "time_zone": timezone.get_current_timezone_name(),
+        "filters": {"account": account or None, "strategy": strategy or None},
+    }
+
+
+def _stats_filters(*, account: str | None, strategy: str | None, accounts: set[str] | None) -> dict:
+    """The Order filters of a statistics query, as keyword arguments."""
     filters = {name: value for name, value in (("account", account), ("strategy_name", strategy)) if value}
     if accounts is not None and not accounts:
         # A user who reaches no account: "" is never an account id, and unlike an empty
@@ -406,54 +436,42 @@ def statistics(*, account: str | None = None, strategy: str | None = None, accou
         filters["account"] = ""
     elif accounts is not None and account is None:
         filters["account__in"] = sorted(accounts)
-    orders = Order.objects.filter(**filters)
-    today = timezone.localdate()
-    yesterday = today - timedelta(days=1)
-    bounds = hour_bounds(yesterday) + hour_bounds(today)[1:]
-    buckets = hourly_counts(bounds=bounds, filters=filters)
+    return filters
 
-    def day(offset: int) -> tuple[dict, list[dict]]:
-        counts: dict[str, int] = {}
-        series = []
-        for hour, per_status in enumerate(buckets[offset : offset + 24]):
-            for status, n in per_status.items():
-                counts[status] = counts.get(status, 0) + n
-            series.append(
-                {
-                    "hour": hour,
-                    "start": timezone.localtime(bounds[offset + hour]),
-                    "total": sum(per_status.values()),
-                    "success": per_status.get(OrderStatus.SUCCESS, 0),
-                    "failed": per_status.get(OrderStatus.FAILED, 0),
-                }
-            )
-        return summarize(counts), series
 
-    (yesterday_summary, yesterday_series), (today_summary, today_series) = day(0), day(24)
-    start, end = day_bounds(today)
-    todays = orders.filter(created_at__gte=start, created_at__lt=end)
+def _day_series(buckets: list[dict], bounds: list[datetime], *, offset: int) -> tuple[dict, list[dict]]:
+    """One day's summary and its 24 hourly points, from the hourly buckets starting at
+    `offset`."""
+    counts: dict[str, int] = {}
+    series = []
+    for hour, per_status in enumerate(buckets[offset : offset + 24]):
+        for status, n in per_status.items():
+            counts[status] = counts.get(status, 0) + n
+        series.append(
+            {
+                "hour": hour,
+                "start": timezone.localtime(bounds[offset + hour]),
+                "total": sum(per_status.values()),
+                "success": per_status.get(OrderStatus.SUCCESS, 0),
+                "failed": per_status.get(OrderStatus.FAILED, 0),
+            }
+        )
+    return summarize(counts), series
+
+
+def _groups(todays: QuerySet, filters: dict) -> dict:
+    """Today's by_account, by_strategy and by_symbol groups."""
     if filters:
         fixed = {
             Order._meta.get_field(name).column: value for name, value in filters.items() if not name.endswith("__in")
         }
-        groups = grouped_together(orders=todays, fixed=fixed)
-    else:
-        keys = {
-            "account_id": list(Account.objects.values_list("id", flat=True)),
-            "strategy_name": distinct_values("strategy_name"),
-            "symbol": distinct_values("symbol"),
-        }
-        groups = {name: grouped(orders=todays, field=field, keys=keys[field]) for name, field in GROUPS.items()}
-    return {
-        "today": today_summary,
-        "yesterday": yesterday_summary,
-        **groups,
-        "durations": durations(orders=orders, start=start, end=end, sample=settings.ORDER_SCHEDULER["DURATION_SAMPLE"]),
-        "hourly": {"today": today_series, "yesterday": yesterday_series},
-        "date": today.isoformat(),
-        "time_zone": timezone.get_current_timezone_name(),
-        "filters": {"account": account or None, "strategy": strategy or None},
+        return grouped_together(orders=todays, fixed=fixed)
+    keys = {
+        "account_id": list(Account.objects.values_list("id", flat=True)),
+        "strategy_name": distinct_values("strategy_name"),
+        "symbol": distinct_values("symbol"),
     }
+    return {name: grouped(orders=todays, field=field, keys=keys[field]) for name, field in GROUPS.items()}
 
 
 # --- Order history --------------------------------------------------------------------
@@ -602,8 +620,17 @@ def order_history(*, filters: OrderFilters, limit: int, after: tuple[datetime, i
     return OrderPage(orders=rows, next_cursor=next_cursor, has_more=has_more)
 
 
-def order_detail(*, request_id: str) -> Order | None:
-    return Order.objects.select_related("retry_of").filter(request_id=request_id).first()
+def order_get(*, request_id: str, user=None) -> Order | None:
+    """The order with this request_id, or None when there is none or it is on an account
+    the user does not reach (`None` as the user is the system: every account). The one
+    look-up of an order by its id, for reading it and for acting on it."""
+    # A NUL or an overlong id cannot name an order (and PostgreSQL refuses NUL).
+    if len(request_id) > 64 or "\x00" in request_id:
+        return None
+    order = Order.objects.select_related("account", "retry_of").filter(request_id=request_id).first()
+    if order is None or not may_use_account(user, order.account_id):
+        return None
+    return order
 
 
 def history_rows(*, filters: OrderFilters, columns: list[str], chunk_size: int = 1000) -> Iterator[tuple]:

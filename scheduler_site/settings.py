@@ -105,9 +105,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     if not _db["NAME"] or _db["NAME"] == ":memory:":
         raise ImproperlyConfigured("DATABASE_URL must name a SQLite file: workers share it across processes")
     Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    # Measured (FIELD-NOTES): without these, concurrent workers lose writes to
-    # "database is locked". IMMEDIATE makes every atomic() take the write lock up front,
-    # so it waits for the busy timeout instead of failing on upgrade.
+    # Without these, concurrent workers lose writes to "database is locked". IMMEDIATE
+    # makes every atomic() take the write lock up front, so it waits for the busy timeout
+    # instead of failing when a read transaction tries to upgrade.
     _db["OPTIONS"] = {
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
@@ -166,7 +166,7 @@ def _enabled_accounts(path: Path) -> int:
 # Worker processes are slots for waiting, not for computing: an order spends nearly all
 # its time waiting on OKX, and a worker drains one account at a time. So the default is
 # one per enabled account, plus two for fill tracking and recovery, at least 4; each
-# costs a few MB beyond the first (measured with bench/execution.py, see BENCHMARKS.md).
+# costs little memory beyond the first (BENCHMARKS.md has the measurement).
 Q_WORKERS = env_int("Q_WORKERS", min(64, max(4, _enabled_accounts(ACCOUNTS_FILE) + 2)), minimum=1, maximum=64)
 Q_TIMEOUT = env_int("Q_TIMEOUT", 300, minimum=5)
 Q_RETRY = env_int("Q_RETRY", Q_TIMEOUT * 2, minimum=10)
@@ -180,8 +180,8 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "queue_limit": Q_WORKERS * 2,
     # ORM broker only: an order waits half of this on average before a worker hears of
-    # it. 0.02 s: dispatch p50 17 ms instead of 31 ms for 2 % of one core more at rest
-    # (bench/execution.py, BENCHMARKS.md).
+    # it. A short poll buys a faster dispatch for a little CPU at rest; BENCHMARKS.md
+    # (bench/execution.py) has the trade-off measured.
     "poll": env_float("Q_POLL", 0.02, minimum=0.01),
     "save_limit": -1,  # successful wake-up tasks carry no information worth keeping
     "ack_failures": True,

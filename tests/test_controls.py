@@ -9,7 +9,8 @@ from django.core.management import CommandError, call_command
 from orders.models import Account, AuditEvent, Control, Order, OrderStatus, PaperOrder
 from orders.services import drain, recovery, transitions
 from orders.services.controls import pause, resume
-from orders.services.submit import SubmitError, order_submit
+from orders.services.errors import Conflict, Invalid
+from orders.services.submit import order_submit
 
 
 def submit(account="account_main", **fields) -> Order:
@@ -55,10 +56,9 @@ def test_it_refuses_submits_while_paused_when_configured_to(accounts, settings):
     settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "PAUSED_SUBMITS": "refuse"}
     pause(account_id="account_main", reason="maintenance window")
 
-    with pytest.raises(SubmitError) as refused:
+    with pytest.raises(Conflict) as refused:
         submit()
 
-    assert refused.value.status == 409
     assert "maintenance window" in refused.value.errors["account_id"][0]
     assert Order.objects.count() == 0
     submit(account="account_poit_main")  # other accounts still trade
@@ -110,7 +110,7 @@ def test_it_enforces_pre_trade_limits_naming_the_limit(limited, fields, field, m
     if message is None:
         assert submit(**fields).status == OrderStatus.QUEUED  # 0.4 x 40000 = 16000: within the limit
         return
-    with pytest.raises(SubmitError) as refused:
+    with pytest.raises(Invalid) as refused:
         submit(**fields)
     assert message in refused.value.errors[field]
     assert Order.objects.count() == 0
@@ -125,7 +125,7 @@ def test_it_values_a_market_order_at_the_latest_fill_not_the_static_reference(li
     # account_main's configured reference is 65000; the market has since moved to 80000.
     make_order(created_at=timezone.now(), account="account_poit_main", average_price=Decimal("80000"))
 
-    with pytest.raises(SubmitError) as refused:
+    with pytest.raises(Invalid) as refused:
         submit(amount=Decimal("0.3"))  # 0.3 x 65000 = 19500 passed; 0.3 x 80000 = 24000 does not
 
     assert "Notional 24000.00 USDT" in refused.value.errors["amount"][0]

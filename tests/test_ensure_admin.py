@@ -9,6 +9,8 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
+from orders.models import AuditEvent
+
 
 def ensure_admin(*args: str) -> str:
     out = StringIO()
@@ -71,3 +73,18 @@ def test_it_refuses_in_one_line_when_the_username_belongs_to_an_ordinary_user():
     )
     assert get_user_model().objects.filter(is_superuser=True).count() == 0
     assert Token.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_records_the_admin_it_creates_in_the_audit_trail():
+    ensure_admin()
+    ensure_admin()  # the second run creates nothing, so records nothing
+
+    event = AuditEvent.objects.get()
+    assert (event.action, event.username, event.source, event.target) == (
+        "token_created",
+        "admin",
+        "command:ensure_admin",
+        "admin",
+    )
+    assert event.changes == {"role": "superuser", "accounts": "all"}

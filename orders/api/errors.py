@@ -1,8 +1,27 @@
-"""Every API error has the same shape: {"success": false, "error": "...", "errors": {...}}."""
+"""Every API error has the same shape: {"success": false, "error": "...", "errors": {...}}.
+
+Services raise domain errors without HTTP codes; this module alone decides which code
+each kind of refusal gets. Views let those errors through, and DRF hands them to
+`exception_handler` below."""
 
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from orders.services import errors, transitions
+from orders.services.reconcile import SettleInvalid, SettleNotFound
+
+# Most specific first: the first class the error is an instance of decides.
+STATUS_CODES: tuple[tuple[type[Exception], int], ...] = (
+    (errors.Invalid, status.HTTP_400_BAD_REQUEST),
+    (errors.Forbidden, status.HTTP_403_FORBIDDEN),
+    (errors.NotFound, status.HTTP_404_NOT_FOUND),
+    (errors.Conflict, status.HTTP_409_CONFLICT),
+    (SettleNotFound, status.HTTP_404_NOT_FOUND),
+    (SettleInvalid, status.HTTP_400_BAD_REQUEST),
+    # The order's state refuses the change (a settlement, a cancel, a retry).
+    (transitions.TransitionError, status.HTTP_409_CONFLICT),
+)
 
 
 def error_response(message: str, errors=None, *, status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:
@@ -12,7 +31,21 @@ def error_response(message: str, errors=None, *, status_code: int = status.HTTP_
     return Response(body, status=status_code)
 
 
+def domain_error_response(exc: Exception) -> Response | None:
+    """The answer to a service's refusal, or None when `exc` is not one."""
+    code = next((code for kind, code in STATUS_CODES if isinstance(exc, kind)), None)
+    if code is None:
+        return None
+    if isinstance(exc, errors.DomainError):
+        return error_response(exc.message, exc.errors, status_code=code)
+    if isinstance(exc, SettleInvalid):  # the operator's statement about the exchange's order id
+        return error_response("Invalid request", {"exchange_order_id": [str(exc)]}, status_code=code)
+    return error_response(str(exc), status_code=code)
+
+
 def exception_handler(exc, context):
+    if (refused := domain_error_response(exc)) is not None:
+        return refused
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

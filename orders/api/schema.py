@@ -5,10 +5,17 @@ serializers only describe that output (tests validate every response they receiv
 against the published schema, so a drift fails there).
 """
 
+from django.conf import settings
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from orders.api.serializers import OrderSubmitSerializer
+from orders.api.serializers import (
+    ACCOUNT_ID_RE,
+    IDEMPOTENCY_KEY_RE,
+    REQUEST_ID_RE,
+    SYMBOL_RE,
+    OrderSubmitSerializer,
+)
 from orders.models import AccountMode
 from orders.serializers import OrderSerializer
 
@@ -243,56 +250,14 @@ def tighten(result: dict, generator, request, public) -> dict:
     introspection cannot see, so the published schema accepts exactly what the API does
     (a schema-valid request is never refused as bad input, tests/test_schema.py proves it
     with schemathesis). Registered in SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]."""
-    from django.conf import settings
-
-    from orders.api.serializers import ACCOUNT_ID_RE, IDEMPOTENCY_KEY_RE, REQUEST_ID_RE, SYMBOL_RE
-
     schemas = result.get("components", {}).get("schemas", {})
-    order = schemas.get("OrderSubmit")
-    if order:
-        props = order["properties"]
-        props["account_id"]["pattern"] = ACCOUNT_ID_RE.pattern
-        props["account_id"]["description"] = "An account of the accounts file that you may trade."
-        props["account_id"]["examples"] = ["account_main"]
-        props["symbol"]["pattern"] = SYMBOL_RE.pattern
-        for name in ("amount", "price"):  # positive, under 10^18; finer than 1e-12 is rounded down
-            props[name].pop("exclusiveMinimum", None)
-            props[name]["minimum"] = 0.000000000001
-        props["request_id"]["pattern"] = REQUEST_ID_RE.pattern
-        # Blank (or only spaces) is refused, so is a NUL character.
-        props["strategy_name"]["pattern"] = r"^[^\x00]*[^\s\x00][^\x00]*$"
-        order["allOf"] = [
-            {  # a market order takes no price
-                "if": {"properties": {"order_type": {"const": "market"}}, "required": ["order_type"]},
-                "then": {"properties": {"price": {"type": "null"}}},
-            },
-            {  # a limit order needs one
-                "if": {"properties": {"order_type": {"const": "limit"}}, "required": ["order_type"]},
-                "then": {"required": ["price"], "properties": {"price": {"type": "number"}}},
-            },
-            {  # contracts are for swaps and futures (BASE/QUOTE:SETTLE...) only
-                "if": {"properties": {"amount_unit": {"const": "contracts"}}, "required": ["amount_unit"]},
-                "then": {"properties": {"symbol": {"pattern": ":"}}},
-            },
-        ]
-        order["additionalProperties"] = False  # unknown fields are refused
-    submit = schemas.get("SubmitRequest")
-    if submit:
-        for option in submit.get("oneOf", []):
-            if option.get("type") == "array":
-                option.update(minItems=1, maxItems=settings.ORDER_SCHEDULER["MAX_BATCH"])
-    settle = schemas.get("SettleRequest")
-    if settle:
-        settle["additionalProperties"] = False
-        settle["allOf"] = [
-            {  # placed: as which exchange order; not placed: no exchange order id
-                "if": {"properties": {"outcome": {"const": "placed"}}, "required": ["outcome"]},
-                "then": {"required": ["exchange_order_id"]},
-                "else": {"not": {"required": ["exchange_order_id"]}},
-            }
-        ]
-    control = schemas.get("ControlRequest")
-    if control:
+    if order := schemas.get("OrderSubmit"):
+        _tighten_order(order)
+    if submit := schemas.get("SubmitRequest"):
+        _tighten_batch(submit)
+    if settle := schemas.get("SettleRequest"):
+        _tighten_settle(settle)
+    if control := schemas.get("ControlRequest"):
         control["properties"]["account"]["pattern"] = r"^$|" + ACCOUNT_ID_RE.pattern
         control["additionalProperties"] = False
     for methods in result.get("paths", {}).values():
@@ -300,20 +265,72 @@ def tighten(result: dict, generator, request, public) -> dict:
             if operation.get("operationId") == "submit":
                 operation["requestBody"]["required"] = True  # an order, or a list of them
             for parameter in operation.get("parameters", []):
-                if parameter["name"] == "Idempotency-Key":
-                    parameter["schema"]["pattern"] = IDEMPOTENCY_KEY_RE.pattern
-                elif parameter["in"] == "query" and "enum" in parameter["schema"]:
-                    parameter["schema"]["enum"] = [*parameter["schema"]["enum"], ""]  # blank counts as absent
-                    parameter["schema"].pop("minLength", None)
-                elif parameter["in"] == "query" and "enum" in parameter["schema"].get("items", {}):
-                    items = parameter["schema"]["items"]
-                    items["enum"] = [*items["enum"], ""]
-                elif parameter["in"] == "query" and parameter["name"] == "account":
-                    parameter["schema"]["pattern"] = r"^$|" + ACCOUNT_ID_RE.pattern
-                elif parameter["in"] == "query" and parameter["name"] == "limit":
-                    parameter["schema"]["maximum"] = settings.ORDER_SCHEDULER["MAX_ORDERS_LIMIT"]
-                elif parameter["in"] == "query" and parameter["name"] == "q":
-                    parameter["schema"]["pattern"] = r"^$|" + REQUEST_ID_RE.pattern
-                elif parameter["in"] == "query" and parameter["schema"].get("type") == "string":
-                    parameter["schema"].setdefault("pattern", r"^[^\x00]*$")  # no NUL character
+                _tighten_parameter(parameter)
     return result
+
+
+def _tighten_order(order: dict) -> None:
+    props = order["properties"]
+    props["account_id"]["pattern"] = ACCOUNT_ID_RE.pattern
+    props["account_id"]["description"] = "An account of the accounts file that you may trade."
+    props["account_id"]["examples"] = ["account_main"]
+    props["symbol"]["pattern"] = SYMBOL_RE.pattern
+    for name in ("amount", "price"):  # positive, under 10^18; finer than 1e-12 is rounded down
+        props[name].pop("exclusiveMinimum", None)
+        props[name]["minimum"] = 0.000000000001
+    props["request_id"]["pattern"] = REQUEST_ID_RE.pattern
+    # Blank (or only spaces) is refused, so is a NUL character.
+    props["strategy_name"]["pattern"] = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    order["allOf"] = [
+        {  # a market order takes no price
+            "if": {"properties": {"order_type": {"const": "market"}}, "required": ["order_type"]},
+            "then": {"properties": {"price": {"type": "null"}}},
+        },
+        {  # a limit order needs one
+            "if": {"properties": {"order_type": {"const": "limit"}}, "required": ["order_type"]},
+            "then": {"required": ["price"], "properties": {"price": {"type": "number"}}},
+        },
+        {  # contracts are for swaps and futures (BASE/QUOTE:SETTLE...) only
+            "if": {"properties": {"amount_unit": {"const": "contracts"}}, "required": ["amount_unit"]},
+            "then": {"properties": {"symbol": {"pattern": ":"}}},
+        },
+    ]
+    order["additionalProperties"] = False  # unknown fields are refused
+
+
+def _tighten_batch(submit: dict) -> None:
+    for option in submit.get("oneOf", []):
+        if option.get("type") == "array":
+            option.update(minItems=1, maxItems=settings.ORDER_SCHEDULER["MAX_BATCH"])
+
+
+def _tighten_settle(settle: dict) -> None:
+    settle["additionalProperties"] = False
+    settle["allOf"] = [
+        {  # placed: as which exchange order; not placed: no exchange order id
+            "if": {"properties": {"outcome": {"const": "placed"}}, "required": ["outcome"]},
+            "then": {"required": ["exchange_order_id"]},
+            "else": {"not": {"required": ["exchange_order_id"]}},
+        }
+    ]
+
+
+def _tighten_parameter(parameter: dict) -> None:
+    """A header or query parameter as the API checks it."""
+    schema = parameter["schema"]
+    query = parameter["in"] == "query"
+    if parameter["name"] == "Idempotency-Key":
+        schema["pattern"] = IDEMPOTENCY_KEY_RE.pattern
+    elif query and "enum" in schema:
+        schema["enum"] = [*schema["enum"], ""]  # blank counts as absent
+        schema.pop("minLength", None)
+    elif query and "enum" in schema.get("items", {}):
+        schema["items"]["enum"] = [*schema["items"]["enum"], ""]
+    elif query and parameter["name"] == "account":
+        schema["pattern"] = r"^$|" + ACCOUNT_ID_RE.pattern
+    elif query and parameter["name"] == "limit":
+        schema["maximum"] = settings.ORDER_SCHEDULER["MAX_ORDERS_LIMIT"]
+    elif query and parameter["name"] == "q":
+        schema["pattern"] = r"^$|" + REQUEST_ID_RE.pattern
+    elif query and schema.get("type") == "string":
+        schema.setdefault("pattern", r"^[^\x00]*$")  # no NUL character

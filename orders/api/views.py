@@ -30,14 +30,15 @@ from orders.api.serializers import (
     StatsQuerySerializer,
 )
 from orders.serializers import OrderSerializer, order_data
-from orders.services.access import allowed_account_ids, can_operate, may_control, may_use_account
+from orders.services.access import allowed_account_ids, can_operate
 from orders.services.audit import client_address
-from orders.services.controls import ControlError, pause, resume
+from orders.services.controls import pause, resume
+from orders.services.errors import NotFound
 from orders.services.history import ExportTooLarge, orders_csv, orders_xlsx
-from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
-from orders.services.reconcile import SettleError, SettleInvalid, SettleNotFound, order_settle
+from orders.services.lifecycle import order_cancel, order_retry
+from orders.services.reconcile import order_settle
 from orders.services.stream import Scope, StreamBusy, open_stream
-from orders.services.submit import SubmitError, order_submit
+from orders.services.submit import order_submit
 
 SUBMITTED = "Order submitted to scheduler"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -93,16 +94,13 @@ class SubmitView(APIView):
                 errors = batch_errors(errors, len(data))
             return error_response("Invalid order", errors)
         items = serializer.validated_data if batch else [serializer.validated_data]
-        try:
-            result = order_submit(
-                items=items,
-                user=request.user,
-                idempotency_key=idempotency_key,
-                batch=batch,
-                source=client_address(request),
-            )
-        except SubmitError as exc:
-            return error_response(exc.message, exc.errors, status_code=exc.status)
+        result = order_submit(
+            items=items,
+            user=request.user,
+            idempotency_key=idempotency_key,
+            batch=batch,
+            source=client_address(request),
+        )
 
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         message = SUBMITTED if result.created else "Order already submitted; returning the existing order"
@@ -392,14 +390,9 @@ class OrderDetailView(APIView):
         },
     )
     def get(self, request, request_id: str):
-        # A NUL or an overlong id cannot name an order (and PostgreSQL refuses NUL).
-        valid = len(request_id) <= 64 and "\x00" not in request_id
-        order = selectors.order_detail(request_id=request_id) if valid else None
-        if order is None or not may_use_account(request.user, order.account_id):
-            return error_response(
-                f"No order with request_id '{request_id}'.",
-                status_code=status.HTTP_404_NOT_FOUND,
-            )
+        order = selectors.order_get(request_id=request_id, user=request.user)
+        if order is None:
+            raise NotFound(f"No order with request_id '{request_id}'.")
         return Response({"success": True, "order": OrderSerializer(order).data})
 
 
@@ -453,15 +446,8 @@ class OrderActionView(APIView):
         },
     )
     def post(self, request, request_id: str):
-        valid = len(request_id) <= 64 and "\x00" not in request_id
-        order = selectors.order_detail(request_id=request_id) if valid else None
-        if order is None or not may_use_account(request.user, order.account_id):
-            return error_response(f"No order with request_id '{request_id}'.", status_code=status.HTTP_404_NOT_FOUND)
         service = order_cancel if self.action == "cancel" else order_retry
-        try:
-            result = service(request_id=request_id, user=request.user, source=client_address(request))
-        except OrderConflict as exc:
-            return error_response(str(exc), status_code=status.HTTP_409_CONFLICT)
+        result = service(request_id=request_id, user=request.user, source=client_address(request))
         if self.action == "retry":
             message, code = f"Order resubmitted as {result.request_id}", status.HTTP_201_CREATED
         elif result.status == "cancelled":
@@ -493,20 +479,13 @@ class SettleView(APIView):
         if not query.is_valid():
             return error_response("Invalid request", query.errors)
         placed = query.validated_data["outcome"] == "placed"
-        try:
-            order = order_settle(
-                request_id=request_id[:64],
-                placed=placed,
-                exchange_order_id=query.validated_data.get("exchange_order_id", ""),
-                user=request.user,
-                source=client_address(request),
-            )
-        except SettleNotFound as exc:
-            return error_response(str(exc), status_code=status.HTTP_404_NOT_FOUND)
-        except SettleInvalid as exc:
-            return error_response("Invalid request", {"exchange_order_id": [str(exc)]})
-        except SettleError as exc:
-            return error_response(str(exc), status_code=status.HTTP_409_CONFLICT)
+        order = order_settle(
+            request_id=request_id[:64],
+            placed=placed,
+            exchange_order_id=query.validated_data.get("exchange_order_id", ""),
+            user=request.user,
+            source=client_address(request),
+        )
         message = f"Order settled as {'placed' if placed else 'not placed'}"
         body = {"success": True, "request_id": order.request_id, "message": message}
         return Response({**body, "order": OrderSerializer(order).data})
@@ -534,23 +513,12 @@ class ControlView(APIView):
         if not query.is_valid():
             return error_response("Invalid request", query.errors)
         account = query.validated_data.get("account") or None
-        if not may_control(request.user, account):
-            what = f"account '{account}'" if account else "all trading"
-            return error_response(
-                f"You may not {self.action} {what}.",
-                {"account": [f"Not among the accounts you operate ({what})."]},
-                status_code=status.HTTP_403_FORBIDDEN,
-            )
         source = client_address(request)
-        try:
-            if self.action == "pause":
-                pause(
-                    account_id=account, reason=query.validated_data.get("reason", ""), user=request.user, source=source
-                )
-            else:
-                resume(account_id=account, user=request.user, source=source)
-        except ControlError as exc:  # an unknown account: nothing to pause or resume there
-            return error_response(str(exc), {"account": [str(exc)]}, status_code=status.HTTP_404_NOT_FOUND)
+        if self.action == "pause":
+            reason = query.validated_data.get("reason", "")
+            pause(account_id=account, reason=reason, user=request.user, source=source)
+        else:
+            resume(account_id=account, user=request.user, source=source)
         message = f"{self.action.capitalize()}d {f'account {account}' if account else 'all trading'}"
         status_ = status_for(request.user)
         return Response({"success": True, "message": message, "status": status_})

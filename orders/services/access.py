@@ -11,6 +11,7 @@ Every "may this user ..." rule that more than one caller needs lives here, once:
 API, the dashboard, the admin and the services ask these functions."""
 
 import secrets
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -20,6 +21,7 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import Account, AccountGrant, Order
 from orders.services.audit import audit_record
+from orders.services.errors import Forbidden
 
 # Role -> the `orders` permissions its group holds.
 ROLE_PERMISSIONS = {
@@ -46,16 +48,23 @@ def ensure_roles() -> None:
         group.permissions.set(Permission.objects.filter(content_type__app_label="orders", codename__in=codenames))
 
 
-def can_view(user) -> bool:
+# The user's role, whatever the account. Whether an account may trade now (enabled,
+# configured, not paused) is another question: orders.services.drain.account_can_trade.
+def user_can_view(user) -> bool:
     return bool(user and user.is_authenticated and user.has_perm("orders.view_order"))
 
 
-def can_trade(user) -> bool:
+def user_can_trade(user) -> bool:
     return bool(user and user.is_authenticated and user.has_perm("orders.trade"))
 
 
-def can_operate(user) -> bool:
+def user_can_operate(user) -> bool:
     return bool(user and user.is_authenticated and user.has_perm("orders.operate"))
+
+
+# The old names, until the dashboard view and the API's status_for (being reworked
+# alongside) call the ones above; remove them then.
+can_view, can_trade, can_operate = user_can_view, user_can_trade, user_can_operate
 
 
 def allowed_account_ids(user) -> set[str] | None:
@@ -84,7 +93,7 @@ def may_control(user, account_id: str | None) -> bool:
     `None` as the user is the system (a management command run on the host)."""
     if user is None:
         return True
-    if not can_operate(user):
+    if not user_can_operate(user):
         return False
     allowed = allowed_account_ids(user)
     if account_id is None:
@@ -92,11 +101,12 @@ def may_control(user, account_id: str | None) -> bool:
     return allowed is None or account_id in allowed
 
 
-def check_control(user, account_id: str | None) -> None:
-    """Raise AccessError unless may_control(user, account_id)."""
+def check_control(user, account_id: str | None, *, verb: str) -> None:
+    """Raise Forbidden unless may_control(user, account_id); `verb` (pause, resume) goes
+    into the message."""
     if not may_control(user, account_id):
         what = f"account '{account_id}'" if account_id else "all trading"
-        raise AccessError(f"You may not pause or resume {what}.")
+        raise Forbidden(f"You may not {verb} {what}.", {"account": [f"Not among the accounts you operate ({what})."]})
 
 
 def may_use_account(user, account_id: str) -> bool:
@@ -109,7 +119,7 @@ def may_operate_account(user, account_id: str) -> bool:
     None is the system itself (a command, the worker)."""
     if user is None:
         return True
-    return can_operate(user) and may_use_account(user, account_id)
+    return user_can_operate(user) and may_use_account(user, account_id)
 
 
 def restrict(queryset: QuerySet, user, field: str = "account_id") -> QuerySet:
@@ -148,6 +158,33 @@ def user_create(*, username: str, role: str, accounts: list[str] | None = None, 
         audit_record(action="token_created", user=user, source=actor, target=username,
                      changes={"role": role, "accounts": "all" if all_accounts else accounts})  # fmt: skip
     return user, token.key
+
+
+@dataclass(frozen=True)
+class FirstAdmin:
+    username: str
+    password: str
+    token: str
+
+
+def first_admin_ensure(*, username: str = "admin", actor: str = "") -> FirstAdmin | None:
+    """On a fresh installation, a superuser (every account, every right) with a random
+    password and an API token, for the person who installed it; None when a superuser
+    exists already, so running it on every start changes nothing after the first."""
+    User = get_user_model()
+    if User.objects.filter(is_superuser=True).exists():
+        return None
+    if User.objects.filter(username=username).exists():
+        raise AccessError(
+            f"user '{username}' exists but is not a superuser; pass --username NAME or run createsuperuser"
+        )
+    password = secrets.token_urlsafe(12)
+    with transaction.atomic():
+        user = User.objects.create_superuser(username=username, email="", password=password)
+        token = Token.objects.create(user=user)
+        audit_record(action="token_created", user=user, source=actor, target=username,
+                     changes={"role": "superuser", "accounts": "all"})  # fmt: skip
+    return FirstAdmin(username=username, password=password, token=token.key)
 
 
 def all_accounts_permission():

@@ -11,11 +11,16 @@ from django.db import transaction
 from orders.models import Account
 from orders.services import access, transitions
 from orders.services.audit import audit_record
-from orders.services.drain import wake_account
+from orders.services.drain import tradable, wake_account
+from orders.services.errors import NotFound
 
 
-class ControlError(Exception):
-    pass
+class ControlError(NotFound):
+    """No such account: nothing to pause or resume there."""
+
+    def __init__(self, account_id: str):
+        message = f"Unknown account '{account_id}'."
+        super().__init__(message, {"account": [message]})
 
 
 def submits_refused_when_paused() -> bool:
@@ -23,8 +28,9 @@ def submits_refused_when_paused() -> bool:
 
 
 def pause(*, account_id: str | None = None, reason: str, user=None, source: str = "") -> None:
-    """Pause one account, or all trading when account_id is None."""
-    access.check_control(user, account_id)  # callers check first; this keeps any new caller honest
+    """Pause one account, or all trading when account_id is None. Raises Forbidden when
+    the user may not (see access.may_control), ControlError for an unknown account."""
+    access.check_control(user, account_id, verb="pause")
     reason = reason.strip() or "paused by an operator"
     who = getattr(user, "username", "") or source or "system"
     actor = _actor(user, source)
@@ -32,7 +38,7 @@ def pause(*, account_id: str | None = None, reason: str, user=None, source: str 
         if account_id is None:
             transitions.pause_trading(reason=reason, actor=actor)
         elif not Account.objects.filter(pk=account_id).exists():
-            raise ControlError(f"Unknown account '{account_id}'.")
+            raise ControlError(account_id)
         elif not transitions.pause_account(account_id=account_id, reason=f"{reason} ({who})", actor=actor):
             # Already paused: the new reason replaces the old one.
             Account.objects.filter(pk=account_id).update(pause_reason=f"{reason} ({who})")
@@ -40,16 +46,17 @@ def pause(*, account_id: str | None = None, reason: str, user=None, source: str 
 
 
 def resume(*, account_id: str | None = None, user=None, source: str = "") -> list[str]:
-    """Resume one account, or all trading; wakes the drainers. Returns the accounts woken."""
-    access.check_control(user, account_id)  # callers check first; this keeps any new caller honest
+    """Resume one account, or all trading; wakes the drainers. Returns the accounts woken
+    (those that may trade now). Raises as pause() does."""
+    access.check_control(user, account_id, verb="resume")
     actor = _actor(user, source)
     with transaction.atomic():
         if account_id is None:
             transitions.resume_trading(actor=actor)
-            woken = list(Account.objects.filter(enabled=True, paused=False).values_list("pk", flat=True))
+            woken = list(Account.objects.filter(tradable()).values_list("pk", flat=True))
         else:
             if not Account.objects.filter(pk=account_id).exists():
-                raise ControlError(f"Unknown account '{account_id}'.")
+                raise ControlError(account_id)
             transitions.resume_account(account_id=account_id, actor=actor)
             woken = [account_id]
         audit_record(action="resume", user=user, source=source, target=account_id or "all")

@@ -1,30 +1,57 @@
-"""What people do to existing orders: cancel and retry. Each checks the order's current
-status and refuses, with the reason, what makes no sense for it."""
+"""What people do to existing orders: cancel and retry. Each checks that the user reaches
+the order's account and the order's current status, and refuses, with the reason, what
+makes no sense for it. `order_actions` states which of them an order allows, once, for
+the services here and for anyone who offers them (the API, the dashboard)."""
 
 from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
+from orders.selectors import order_get
 from orders.services import transitions
 from orders.services.audit import audit_record
 from orders.services.drain import wake_account
-from orders.services.submit import SubmitError, order_submit
+from orders.services.errors import Conflict, DomainError, NotFound
+from orders.services.submit import order_submit
 from orders.services.tracking import RESTING_STATES
 
-
-class OrderConflict(transitions.TransitionError):
-    """The action makes no sense for the order's current status (HTTP 409)."""
+RETRYABLE = (OrderStatus.FAILED, OrderStatus.EXPIRED)
 
 
-def order_get(*, request_id: str) -> Order:
-    return Order.objects.select_related("account", "retry_of").get(request_id=request_id)
+class OrderConflict(Conflict, transitions.TransitionError):
+    """The action makes no sense for the order's current status."""
+
+
+def order_actions(*, status: str, exchange_state: str | None) -> list[str]:
+    """What a person may still do with an order in this state: "cancel" (queued, or
+    resting on the exchange's book), "retry" (failed or expired)."""
+    actions = []
+    if status == OrderStatus.QUEUED or _resting(status, exchange_state):
+        actions.append("cancel")
+    if status in RETRYABLE:
+        actions.append("retry")
+    return actions
+
+
+def _resting(status: str, exchange_state: str | None) -> bool:
+    return status == OrderStatus.SUCCESS and exchange_state in RESTING_STATES
+
+
+def _reachable(request_id: str, user) -> Order:
+    """The order, when the user reaches its account; NotFound otherwise (the same answer
+    as for an id nobody used)."""
+    order = order_get(request_id=request_id, user=user)
+    if order is None:
+        raise NotFound(f"No order with request_id '{request_id}'.")
+    return order
 
 
 def order_cancel(*, request_id: str, user=None, source: str = "") -> Order:
     """Cancel a queued order at once (it never reaches the exchange, even when a worker
     is about to take it: whichever conditional UPDATE comes first wins), or ask the
-    account's drainer to cancel an order resting on the exchange."""
-    order = order_get(request_id=request_id)
+    account's drainer to cancel an order resting on the exchange. Raises NotFound when
+    the user does not reach the order, OrderConflict when it cannot be cancelled."""
+    order = _reachable(request_id, user)
     if order.status == OrderStatus.QUEUED:
         message = f"Cancelled by {getattr(user, 'username', None) or 'an operator'} before it was sent."
         done = transitions.move(
@@ -42,7 +69,7 @@ def order_cancel(*, request_id: str, user=None, source: str = "") -> Order:
             )
             return order_get(request_id=request_id)
         order.refresh_from_db()  # a worker took it in the meantime
-    if order.status == OrderStatus.SUCCESS and order.exchange_state in RESTING_STATES:
+    if _resting(order.status, order.exchange_state):
         with transaction.atomic():
             Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
                 cancel_requested_at=timezone.now()
@@ -65,12 +92,14 @@ def order_cancel(*, request_id: str, user=None, source: str = "") -> Order:
 def order_retry(*, request_id: str, user=None, source: str = "") -> Order:
     """Submit a failed or expired order again, as a new order linked to the original.
     Refused while an earlier retry of the same order is still alive (a double click
-    must not trade twice)."""
+    must not trade twice). Raises NotFound when the user does not reach the order,
+    OrderConflict when it cannot be retried."""
+    _reachable(request_id, user)
     with transaction.atomic():
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already serialises
         # writers. Either way two concurrent retries cannot both pass the check below.
         original = Order.objects.select_for_update().select_related("account").get(request_id=request_id)
-        if original.status not in (OrderStatus.FAILED, OrderStatus.EXPIRED):
+        if original.status not in RETRYABLE:
             raise OrderConflict(
                 f"Order {request_id} is {original.status}: only failed or expired orders can be retried."
             )
@@ -98,7 +127,7 @@ def _resubmit(original: Order, *, user, source: str) -> Order:
     }
     try:
         result = order_submit(items=[item], user=user, retry_of=original, source=source)
-    except SubmitError as exc:
-        reasons = "; ".join(" ".join(messages) for messages in exc.errors.values())
+    except DomainError as exc:
+        reasons = "; ".join(" ".join(messages) for messages in (exc.errors or {}).values())
         raise OrderConflict(f"Order {original.request_id} cannot be retried: {reasons}") from None
     return result.orders[0]

@@ -21,19 +21,9 @@ from orders.services import transitions
 from orders.services.access import may_use_account
 from orders.services.audit import audit_record
 from orders.services.drain import wake_account
+from orders.services.errors import Conflict, Forbidden, Invalid
 from orders.services.limits import limit_problems
 from orders.services.markets import amount_problem
-
-
-class SubmitError(Exception):
-    """The submission is refused as a whole. `errors` is a field -> messages mapping for
-    one order, or a list of them (one per order, empty where valid) for a batch."""
-
-    def __init__(self, message: str, errors, *, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.errors = errors
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -150,19 +140,17 @@ def _replay(items: list[dict], keys: list[str | None]) -> list[Order] | None:
         # A key already used with another request_id is a different order too.
         if existing.payload_hash != _payload_hash(item) or (request_id and existing.request_id != request_id):
             label = "Idempotency-Key" if by_key else f"request_id '{existing.request_id}'"
-            raise SubmitError(
+            raise Conflict(
                 "Conflict with an earlier order",
                 {"request_id": [f"The {label} was already used for a different order."]},
-                status=409,
             )
         found.append(existing)
     if all(found):
         return found
     if any(found):
-        raise SubmitError(
+        raise Conflict(
             "Conflict with an earlier order",
             {"request_id": ["Part of this batch was submitted before; resubmit it exactly or with new ids."]},
-            status=409,
         )
     return None
 
@@ -182,32 +170,14 @@ def order_submit(
     Resubmitting the same request_id or Idempotency-Key returns the existing orders.
     `retry_of` links the new order to the failed or expired one it retries; `source`
     (the client address or command) goes to the audit trail.
+
+    Raises Invalid (a rule the order breaks, per field), Forbidden (an account the user
+    may not trade on) or Conflict (an id used for another order, a paused account when
+    paused submits are refused); nothing is written then.
     """
-    if idempotency_key:
-        owner = getattr(user, "pk", None) or "anon"
-        base = f"{owner}:{idempotency_key}"
-        keys = [f"{base}#{i}" if batch else base for i in range(len(items))]
-    else:
-        keys = [None] * len(items)
-
-    ids = [item.get("request_id") for item in items if item.get("request_id")]
-    if len(ids) != len(set(ids)):
-        raise SubmitError(
-            "Invalid order",
-            _per_item(
-                items,
-                batch,
-                lambda it: ids.count(it.get("request_id")) > 1,
-                {"request_id": ["Repeated within this batch."]},
-            ),
-        )
-
-    forbidden = [item["account_id"] for item in items if not may_use_account(user, item["account_id"])]
-    if forbidden:
-        message = f"You may not trade on account '{forbidden[0]}'."
-        raise SubmitError("Forbidden", _per_item(items, batch, lambda it: it["account_id"] in forbidden,
-                                                 {"account_id": [message]}), status=403)  # fmt: skip
-
+    keys = _idempotency_keys(len(items), user=user, idempotency_key=idempotency_key, batch=batch)
+    _refuse_repeated_ids(items, batch)
+    _refuse_foreign_accounts(items, user, batch)
     items, keys = _outside_foreign_ids(items, keys, user)
     previous = _replay(items, keys)
     if previous is not None:
@@ -216,8 +186,7 @@ def order_submit(
     accounts = Account.objects.in_bulk({item["account_id"] for item in items})
     errors = [_account_errors(item, accounts) for item in items]
     if any(errors):
-        raise SubmitError("Invalid order", errors if batch else errors[0])
-
+        raise Invalid("Invalid order", errors if batch else errors[0])
     _refuse_if_paused(items, accounts)
 
     now = timezone.now()
@@ -228,22 +197,7 @@ def order_submit(
     for order in orders:
         order.retry_of = retry_of
     try:
-        with transaction.atomic():
-            for order in orders:
-                order.save(force_insert=True)
-            transitions.order_created(orders, actor=transitions.person(user))
-            for account_id in sorted({order.account_id for order in orders}):
-                wake_account(account_id)
-            audit_record(
-                action="submit",
-                user=user,
-                source=source,
-                target=orders[0].request_id if len(orders) == 1 else f"batch of {len(orders)}",
-                changes={
-                    "request_ids": [o.request_id for o in orders],
-                    "retry_of": getattr(retry_of, "request_id", None),
-                },
-            )
+        _queue(orders, user=user, retry_of=retry_of, source=source)
     except IntegrityError:
         # A concurrent identical submission won the race: answer as a replay.
         previous = _replay(items, keys)
@@ -251,6 +205,54 @@ def order_submit(
             raise
         return SubmitResult(orders=previous, created=False)
     return SubmitResult(orders=orders, created=True)
+
+
+def _idempotency_keys(count: int, *, user, idempotency_key: str | None, batch: bool) -> list[str | None]:
+    """Each item's stored key: the header's, scoped to the user (two users' keys never
+    meet), with the item's position for a batch."""
+    if not idempotency_key:
+        return [None] * count
+    owner = getattr(user, "pk", None) or "anon"
+    base = f"{owner}:{idempotency_key}"
+    return [f"{base}#{i}" if batch else base for i in range(count)]
+
+
+def _refuse_repeated_ids(items: list[dict], batch: bool) -> None:
+    ids = [item.get("request_id") for item in items if item.get("request_id")]
+    if len(ids) != len(set(ids)):
+        repeated = {"request_id": ["Repeated within this batch."]}
+        raise Invalid(
+            "Invalid order", _per_item(items, batch, lambda it: ids.count(it.get("request_id")) > 1, repeated)
+        )
+
+
+def _refuse_foreign_accounts(items: list[dict], user, batch: bool) -> None:
+    """The account check of a submit: every item's account must be one the user reaches."""
+    forbidden = [item["account_id"] for item in items if not may_use_account(user, item["account_id"])]
+    if forbidden:
+        message = {"account_id": [f"You may not trade on account '{forbidden[0]}'."]}
+        raise Forbidden("Forbidden", _per_item(items, batch, lambda it: it["account_id"] in forbidden, message))
+
+
+def _queue(orders: list[Order], *, user, retry_of: Order | None, source: str) -> None:
+    """Insert the orders with their events, wake their drainers and audit it, in one
+    transaction (a duplicate id raises IntegrityError and leaves nothing)."""
+    with transaction.atomic():
+        for order in orders:
+            order.save(force_insert=True)
+        transitions.order_created(orders, actor=transitions.person(user))
+        for account_id in sorted({order.account_id for order in orders}):
+            wake_account(account_id)
+        audit_record(
+            action="submit",
+            user=user,
+            source=source,
+            target=orders[0].request_id if len(orders) == 1 else f"batch of {len(orders)}",
+            changes={
+                "request_ids": [o.request_id for o in orders],
+                "retry_of": getattr(retry_of, "request_id", None),
+            },
+        )
 
 
 def _outside_foreign_ids(items: list[dict], keys: list[str | None], user) -> tuple[list[dict], list[str | None]]:
@@ -283,14 +285,12 @@ def _refuse_if_paused(items: list[dict], accounts: dict[str, Account]) -> None:
         return
     control = Control.objects.filter(pk=1, trading_paused=True).first()
     if control is not None:
-        raise SubmitError("Trading is paused", {"account_id": [f"All trading is paused: {control.reason}"]}, status=409)
+        raise Conflict("Trading is paused", {"account_id": [f"All trading is paused: {control.reason}"]})
     for item in items:
         account = accounts[item["account_id"]]
         if account.paused:
-            raise SubmitError(
-                "Trading is paused",
-                {"account_id": [f"Account '{account.id}' is paused: {account.pause_reason}"]},
-                status=409,
+            raise Conflict(
+                "Trading is paused", {"account_id": [f"Account '{account.id}' is paused: {account.pause_reason}"]}
             )
 
 

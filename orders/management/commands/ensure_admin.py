@@ -1,9 +1,6 @@
-import secrets
-
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
-from rest_framework.authtoken.models import Token
+
+from orders.services.access import AccessError, first_admin_ensure
 
 
 class Command(BaseCommand):
@@ -13,19 +10,14 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="admin")
 
     def handle(self, *args, username, **options):
-        User = get_user_model()
-        if User.objects.filter(is_superuser=True).exists():
+        try:
+            admin = first_admin_ensure(username=username, actor="command:ensure_admin")
+        except AccessError as exc:
+            raise CommandError(str(exc)) from None
+        if admin is None:
             return
-        if User.objects.filter(username=username).exists():
-            raise CommandError(
-                f"user '{username}' exists but is not a superuser; pass --username NAME or run createsuperuser"
-            )
-        password = secrets.token_urlsafe(12)
-        with transaction.atomic():
-            user = User.objects.create_superuser(username=username, email="", password=password)
-            token = Token.objects.create(user=user)
         self.stdout.write(
             "\nCreated the local admin user (shown only this once; keep it safe):\n"
-            f"  username:  {username}\n  password:  {password}\n  API token: {token.key}\n"
-            f'  try: curl -H "Authorization: Token {token.key}" http://HOST:PORT/api/order-scheduler/status\n'
+            f"  username:  {admin.username}\n  password:  {admin.password}\n  API token: {admin.token}\n"
+            f'  try: curl -H "Authorization: Token {admin.token}" http://HOST:PORT/api/order-scheduler/status\n'
         )

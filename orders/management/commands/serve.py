@@ -128,8 +128,8 @@ class Command(BaseCommand):
             time.sleep(min(0.1, end - time.monotonic()))
 
     def _terminate(self, name: str, *, why: str) -> None:
-        # Signal the parent only: it stops its own children (FIELD-NOTES: signalling a
-        # whole django-q2 process group at once can hang its shutdown).
+        # Signal the parent only: it stops its own children (signalling a whole django-q2
+        # process group at once can hang its shutdown).
         child = self.children.get(name)
         if child is None or child.poll() is not None:
             return
