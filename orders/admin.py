@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from orders import selectors
 from orders.models import Account, AuditEvent, Notification, Order, OrderEvent, OrderStatus
 from orders.serializers import OrderSerializer
-from orders.services import access, controls, lifecycle, reconcile, transitions
+from orders.services import access, controls, lifecycle, reconcile
 from orders.services.accounts import SECRET_FIELDS
 from orders.services.audit import audit_lines, client_address
 from orders.services.errors import DomainError
@@ -290,7 +290,7 @@ class OrderAdmin(ReadOnlyAdmin):
         for request_id in request_ids:
             try:
                 text = act(request_id)
-            except (transitions.TransitionError, DomainError) as exc:
+            except DomainError as exc:
                 self.message_user(request, str(exc), messages.WARNING)
             else:
                 self.message_user(request, text, messages.SUCCESS)

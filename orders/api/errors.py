@@ -8,19 +8,15 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from orders.services import errors, transitions
-from orders.services.reconcile import SettleInvalid, SettleNotFound
+from orders.services import errors
 
-# Most specific first: the first class the error is an instance of decides.
-STATUS_CODES: tuple[tuple[type[Exception], int], ...] = (
+# Most specific first: the first class the error is an instance of decides (a settlement
+# of an order nobody may see is a NotFound before it is a Conflict).
+STATUS_CODES: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.Invalid, status.HTTP_400_BAD_REQUEST),
     (errors.Forbidden, status.HTTP_403_FORBIDDEN),
     (errors.NotFound, status.HTTP_404_NOT_FOUND),
     (errors.Conflict, status.HTTP_409_CONFLICT),
-    (SettleNotFound, status.HTTP_404_NOT_FOUND),
-    (SettleInvalid, status.HTTP_400_BAD_REQUEST),
-    # The order's state refuses the change (a settlement, a cancel, a retry).
-    (transitions.TransitionError, status.HTTP_409_CONFLICT),
 )
 
 
@@ -36,11 +32,7 @@ def domain_error_response(exc: Exception) -> Response | None:
     code = next((code for kind, code in STATUS_CODES if isinstance(exc, kind)), None)
     if code is None:
         return None
-    if isinstance(exc, errors.DomainError):
-        return error_response(exc.message, exc.errors, status_code=code)
-    if isinstance(exc, SettleInvalid):  # the operator's statement about the exchange's order id
-        return error_response("Invalid request", {"exchange_order_id": [str(exc)]}, status_code=code)
-    return error_response(str(exc), status_code=code)
+    return error_response(exc.message, exc.errors, status_code=code)
 
 
 def exception_handler(exc, context):

@@ -11,14 +11,14 @@ from orders.selectors import order_get
 from orders.services import transitions
 from orders.services.audit import audit_record
 from orders.services.drain import wake_account
-from orders.services.errors import Conflict, DomainError, NotFound
+from orders.services.errors import DomainError, NotFound
 from orders.services.submit import order_submit
 from orders.services.tracking import RESTING_STATES
 
 RETRYABLE = (OrderStatus.FAILED, OrderStatus.EXPIRED)
 
 
-class OrderConflict(Conflict, transitions.TransitionError):
+class OrderConflict(transitions.TransitionError):
     """The action makes no sense for the order's current status."""
 
 

@@ -24,6 +24,7 @@ from orders.models import Account, Order, OrderStatus
 from orders.services import transitions
 from orders.services.access import may_operate_account
 from orders.services.audit import audit_record
+from orders.services.errors import Invalid, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -197,12 +198,16 @@ class SettleError(transitions.TransitionError):
     """The settlement is refused; the message says why and nothing changed."""
 
 
-class SettleNotFound(SettleError):
+class SettleNotFound(SettleError, NotFound):
     """No such order, or one on an account the user may not operate."""
 
 
-class SettleInvalid(SettleError):
-    """The operator's statement cannot be right (e.g. the exchange does not know the id)."""
+class SettleInvalid(SettleError, Invalid):
+    """The operator's statement cannot be right (e.g. the exchange does not know the id):
+    an error of the request's exchange_order_id field."""
+
+    def __init__(self, message: str):
+        super().__init__(message, {"exchange_order_id": [message]})
 
 
 def order_settle(*, request_id: str, placed: bool, exchange_order_id: str = "", user=None, source: str = "") -> Order:

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from orders.models import Account, Control, EventActor, Order, OrderEvent, OrderStatus
 from orders.services import notifications
+from orders.services.errors import Conflict
 from orders.services.journal import journal_append, journal_append_many, journal_lines_present
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ SETTLED_STATES = ("filled", "cancelled")
 JOURNAL_GRACE = timedelta(seconds=30)
 
 
-class TransitionError(Exception):
+class TransitionError(Conflict):
     """The change makes no sense in the current state; the message says why."""
 
 
