@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_q.models import OrmQ
 
 from orders.exchanges import get_exchange
 from orders.models import Account, Order, OrderStatus, PaperOrder
@@ -242,3 +243,27 @@ def test_it_sends_a_portfolio_margin_batch_refused_as_a_whole_again_order_by_ord
         # Refused as a batch first (nothing placed), then each alone: its own verdict.
         assert (order.status, order.error_code, order.attempts) == (OrderStatus.FAILED, "paper_insufficient_funds", 2)
     assert not PaperOrder.objects.exists()
+
+
+def test_a_submit_wakes_the_drainer_of_an_idle_account(accounts):
+    submit()
+
+    assert OrmQ.objects.count() == 1
+
+
+def test_an_order_queued_while_a_drainer_holds_the_lease_wakes_nobody_and_the_holder_takes_it(accounts, monkeypatch):
+    arrived = []
+    real = drain._drain_leased
+
+    def order_arrives_once_the_queue_looked_empty(*, lease, stop_at):
+        taken = real(lease=lease, stop_at=stop_at)
+        if not arrived:
+            arrived.extend(submit())  # another client's order, before the holder releases
+        return taken
+
+    monkeypatch.setattr(drain, "_drain_leased", order_arrives_once_the_queue_looked_empty)
+
+    assert drain.drain_account(account_id="account_main") == 1
+
+    assert not OrmQ.objects.exists()  # no task for a drainer already at work
+    assert Order.objects.get(pk=arrived[0].pk).status == OrderStatus.SUCCESS

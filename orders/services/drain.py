@@ -80,6 +80,23 @@ def wake_account(account_id: str) -> None:
         enqueue()
 
 
+def wake_idle_accounts(account_ids) -> None:
+    """Wake the drainers of accounts that just got orders, in the transaction that queued
+    them. An account whose lease is held needs no task: its holder looks at the queue
+    again after it releases the lease, and that release waits for this transaction (the
+    write lock on SQLite, the account row locked here on PostgreSQL), so it sees these
+    orders. Under load that spares a task per order for a drainer already at work."""
+    account_ids = sorted(set(account_ids))
+    held = set(
+        Account.objects.select_for_update()
+        .filter(pk__in=account_ids, lease_until__gt=Now())
+        .values_list("pk", flat=True)
+    )
+    for account_id in account_ids:
+        if account_id not in held:
+            wake_account(account_id)
+
+
 def tradable() -> Q:
     """Accounts that may send orders now: enabled, configured, not paused, and all
     trading not paused. The one statement of that rule, as a condition on Account."""

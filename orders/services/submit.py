@@ -20,7 +20,7 @@ from orders.models import Account, AmountUnit, Control, Installation, MarginMode
 from orders.services import transitions
 from orders.services.access import may_use_account
 from orders.services.audit import audit_record
-from orders.services.drain import wake_account
+from orders.services.drain import wake_idle_accounts
 from orders.services.errors import Conflict, Forbidden, Invalid
 from orders.services.limits import limit_problems
 from orders.services.markets import amount_problem
@@ -241,8 +241,7 @@ def _queue(orders: list[Order], *, user, retry_of: Order | None, source: str) ->
         for order in orders:
             order.save(force_insert=True)
         transitions.order_created(orders, actor=transitions.person(user))
-        for account_id in sorted({order.account_id for order in orders}):
-            wake_account(account_id)
+        wake_idle_accounts(order.account_id for order in orders)
         audit_record(
             action="submit",
             user=user,
