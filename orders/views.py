@@ -19,7 +19,7 @@ from orders import selectors
 from orders.api.serializers import OrdersQuerySerializer
 from orders.api.views import order_filters, status_for
 from orders.models import OrderStatus
-from orders.serializers import OrderSerializer
+from orders.representation import OrderSerializer
 from orders.services import access, stream
 from orders.services.tracking import RESTING_STATES  # an order resting on the book can be cancelled
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from orders.models import Order, OrderStatus
-from orders.serializers import OrderSerializer
+from orders.representation import OrderSerializer
 from tests.api_helpers import make_order
 from tests.conftest import user_with_role
 

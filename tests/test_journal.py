@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Account, Order, OrderStatus
-from orders.serializers import OrderSerializer
+from orders.representation import OrderSerializer
 from orders.services.journal import journal_append, journal_path
 from tests.conftest import BASE_DIR, subprocess_env
 

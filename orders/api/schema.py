@@ -1,6 +1,6 @@
 """The shapes of the API's responses, for the OpenAPI schema (/api/schema/).
 
-The views render the selectors' dicts and orders.serializers.OrderSerializer; these
+The views render the selectors' dicts and orders.representation.OrderSerializer; these
 serializers only describe that output (tests validate every response they receive
 against the published schema, so a drift fails there).
 """
@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from orders.api.serializers import OrderSubmitSerializer
 from orders.models import AccountMode
-from orders.serializers import OrderSerializer
+from orders.representation import OrderSerializer
 
 FIELD_ERRORS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
 

@@ -29,7 +29,7 @@ from orders.api.serializers import (
     SettleRequestSerializer,
     StatsQuerySerializer,
 )
-from orders.serializers import OrderSerializer, order_data
+from orders.representation import OrderSerializer, order_data
 from orders.services.access import allowed_account_ids, can_operate, may_control, may_use_account
 from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from orders.models import Order
-from orders.serializers import order_record
+from orders.representation import order_record
 
 logger = logging.getLogger(__name__)
 
