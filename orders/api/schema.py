@@ -245,7 +245,8 @@ def tighten(result: dict, generator, request, public) -> dict:
     with schemathesis). Registered in SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]."""
     from django.conf import settings
 
-    from orders.api.serializers import ACCOUNT_ID_RE, IDEMPOTENCY_KEY_RE, REQUEST_ID_RE, SYMBOL_RE
+    from orders.api.serializers import ACCOUNT_ID_RE, IDEMPOTENCY_KEY_RE
+    from orders.validation import REQUEST_ID_RE, SYMBOL_RE
 
     schemas = result.get("components", {}).get("schemas", {})
     order = schemas.get("OrderSubmit")

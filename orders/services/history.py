@@ -32,12 +32,12 @@ from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from orders.api.serializers import REQUEST_ID_RE, OrderSubmitSerializer
 from orders.models import Account, MarginMode, Order, OrderStatus
 from orders.representation import OrderSerializer
 from orders.selectors import OrderFilters, history_rows
 from orders.services.accounts import ACCOUNT_ID_RE
 from orders.services.submit import client_order_id_for
+from orders.validation import REQUEST_ID_RE, OrderFieldsSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -342,14 +342,14 @@ CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 IMPORTED_ACCOUNT_NOTE = "Created by import_orders to keep imported history; not in the accounts file."
 
 
-class OrderImportSerializer(OrderSubmitSerializer):
+class OrderImportSerializer(OrderFieldsSerializer):
     """One history line: the submit API's field rules (symbol form, side, type, amount,
     leverage range, request id form...) plus what a finished order carries.
 
     The submit API's cross-field rules (a limit order needs a price, a market order
     takes none) are about what can be sent to the exchange; an imported order is never
     sent, and an older system's log may not have recorded a limit price, so they are
-    not applied here.
+    not applied here (OrderFieldsSerializer has none).
     """
 
     expires_in = None
@@ -391,9 +391,6 @@ class OrderImportSerializer(OrderSubmitSerializer):
         if value and not REQUEST_ID_RE.match(value):
             raise serializers.ValidationError("Not a request id.")
         return value
-
-    def validate(self, attrs):
-        return attrs
 
 
 @dataclass
