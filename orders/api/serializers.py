@@ -2,11 +2,9 @@
 nothing that needs the database."""
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.core.validators import RegexValidator
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -112,30 +110,12 @@ class LocalDateTimeField(serializers.Field):
         "invalid": "Use ISO 8601: 2026-02-21 (local midnight), 2026-02-21T15:30 (local time) "
         "or 2026-02-21T15:30:00+08:00."
     }
-    EARLIEST = datetime.min.replace(tzinfo=UTC)
-    LATEST = datetime.max.replace(tzinfo=UTC)
 
     def to_internal_value(self, data) -> datetime:
-        text = str(data).strip().upper()  # RFC 3339 allows a lowercase t and z
-        # An unencoded "+" in a query string arrives as a space: "...T15:30:00 08:00".
-        text = re.sub(r"(T\S+) (\d\d:?\d\d)$", r"\1+\2", text)
         try:
-            day = parse_date(text)
-            moment = None if day else parse_datetime(text)
-        except ValueError:
+            return selectors.parse_time_bound(data, name=self.field_name)
+        except selectors.QueryError:
             self.fail("invalid")
-        if day is None and moment is None:
-            self.fail("invalid")
-        try:
-            if day is not None:
-                return selectors.day_bounds(day)[0]
-            if timezone.is_naive(moment):
-                moment = timezone.make_aware(moment, timezone.get_current_timezone())
-            return moment.astimezone(UTC)
-        except (OverflowError, ValueError):
-            # The edge of the calendar (year 1 or 9999 with an offset): as far as a moment
-            # can go, so the window still means what it says.
-            return self.EARLIEST if (day or moment).year < 5000 else self.LATEST
 
 
 class OrdersQuerySerializer(QueryParamsSerializer):

@@ -33,7 +33,7 @@ from orders.representation import OrderSerializer, order_data
 from orders.services.access import allowed_account_ids, can_operate, may_control, may_use_account
 from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume
-from orders.services.history import ExportTooLarge, orders_csv, orders_xlsx
+from orders.services.exports import ExportTooLarge, orders_csv, orders_xlsx
 from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
 from orders.services.reconcile import SettleError, SettleInvalid, SettleNotFound, order_settle
 from orders.services.stream import Scope, StreamBusy, open_stream
