@@ -23,7 +23,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus
+from orders.services import access
 from orders.services.accounts import insecure_endpoint
 from orders.telegram import bot_config
 
@@ -426,6 +427,12 @@ def scheduler_status(*, accounts: set[str] | None = None, telegram_details: bool
 # --- Statistics ---------------------------------------------------------------------
 
 
+def status_for(user) -> dict:
+    """The scheduler status as this user may see it: their accounts only, and Telegram's
+    delivery details (errors, timings) only for operators."""
+    return scheduler_status(accounts=access.allowed_account_ids(user), telegram_details=access.can_operate(user))
+
+
 def statistics(*, account: str | None = None, strategy: str | None = None, accounts: set[str] | None = None) -> dict:
     """The seed's today, yesterday, by_account, by_strategy and by_symbol (the by_*
     groups cover today), plus today's queue wait and execution durations and 24 hourly
@@ -505,6 +512,25 @@ class OrderFilters:
     until: datetime | None = None  # exclusive
     q: str | None = None  # exact or prefix of request_id, exchange order id or client order id
     accounts: tuple[str, ...] | None = None  # the user's visible accounts; None: all
+
+
+class AccountHidden(QueryError):
+    """A query naming an account the user may not see."""
+
+
+def check_account_visible(account: str | None, *, allowed: set[str] | None) -> None:
+    """Raises AccountHidden when a user limited to the accounts `allowed` (None: every
+    account) asks for another one: an empty answer would hide the mistake."""
+    if account and allowed is not None and account not in allowed:
+        raise AccountHidden("account", f"You may not see account '{account}'.")
+
+
+def visible_filters(filters: OrderFilters, *, user) -> OrderFilters:
+    """`filters` limited to the accounts `user` may see, for every reader of the order
+    history (the API's list and exports, the dashboard). Raises AccountHidden."""
+    allowed = access.allowed_account_ids(user)
+    check_account_visible(filters.account, allowed=allowed)
+    return replace(filters, accounts=None if allowed is None else tuple(sorted(allowed)))
 
 
 @dataclass(frozen=True)

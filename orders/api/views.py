@@ -1,7 +1,6 @@
 """The REST API: each view parses input, calls one service or selector, renders output."""
 
 import tempfile
-from dataclasses import replace
 
 from django.conf import settings
 from django.db import connection
@@ -30,7 +29,8 @@ from orders.api.serializers import (
     StatsQuerySerializer,
 )
 from orders.representation import OrderSerializer, order_data
-from orders.services.access import allowed_account_ids, can_operate, may_control, may_use_account
+from orders.selectors import status_for
+from orders.services.access import allowed_account_ids, may_control, may_use_account
 from orders.services.audit import client_address
 from orders.services.controls import ControlError, pause, resume
 from orders.services.exports import ExportTooLarge, orders_csv, orders_xlsx
@@ -136,12 +136,6 @@ def batch_errors(errors, count: int) -> list[dict]:
         else:
             aligned.append({"non_field_errors": [str(m) for m in item] if isinstance(item, list) else [str(item)]})
     return aligned + [{}] * (count - len(aligned))
-
-
-def status_for(user) -> dict:
-    """The scheduler status as this user may see it: their accounts only, and Telegram's
-    delivery details (errors, timings) only for operators."""
-    return selectors.scheduler_status(accounts=allowed_account_ids(user), telegram_details=can_operate(user))
 
 
 class StatusView(APIView):
@@ -373,10 +367,10 @@ def order_filters(request, query: OrdersQuerySerializer) -> selectors.OrderFilte
     the error response (400 for a bad query, 403 for another user's account)."""
     if not query.is_valid():
         return error_response("Invalid query", query.errors)
-    allowed = allowed_account_ids(request.user)
-    if refused := _foreign_account(allowed, query.validated_data.get("account")):
-        return refused
-    return replace(query.filters(), accounts=None if allowed is None else tuple(sorted(allowed)))
+    try:
+        return selectors.visible_filters(query.filters(), user=request.user)
+    except selectors.AccountHidden as exc:
+        return error_response(exc.message, status_code=status.HTTP_403_FORBIDDEN)
 
 
 class OrderDetailView(APIView):
@@ -431,8 +425,10 @@ class StatsView(APIView):
 
 def _foreign_account(allowed: set[str] | None, account: str | None) -> Response | None:
     """A 403 when a user restricted to some accounts asks for another one."""
-    if account and allowed is not None and account not in allowed:
-        return error_response(f"You may not see account '{account}'.", status_code=status.HTTP_403_FORBIDDEN)
+    try:
+        selectors.check_account_visible(account, allowed=allowed)
+    except selectors.AccountHidden as exc:
+        return error_response(exc.message, status_code=status.HTTP_403_FORBIDDEN)
     return None
 
 
