@@ -5,8 +5,8 @@ Order model's Meta.indexes); Python only folds a bounded number of aggregate row
 per status, per group, per hour) into the response, never the orders themselves.
 Storage is UTC; days and hours follow the configured time zone (TIME_ZONE).
 
-Two query shapes recur because they let SQLite answer from an index alone, at a
-million orders, without sorting:
+Two query shapes recur because they let SQLite answer from an index alone, however
+long the history, without sorting:
 
 - counts: `X IN (every value) AND status IN (every status) AND created_at in [start, end)`
   grouped by X and status, over an (X, status, created_at) index: one index seek per
@@ -42,9 +42,9 @@ ALL_STATUSES = tuple(OrderStatus.values)
 PENDING_STATUSES = (OrderStatus.QUEUED, *OrderStatus.in_flight())
 SEARCH_FIELDS = ("request_id", "order_id", "client_order_id")
 # A search term must narrow the history down to at most this many orders per id field:
-# the matches are then read through that field's index and sorted by time, which stays
-# within a few milliseconds. A broader prefix is refused rather than allowed to sort
-# hundreds of thousands of rows.
+# the matches are then read through that field's index and sorted by time, a bounded
+# cost. A broader prefix is refused rather than allowed to sort a large part of the
+# history.
 SEARCH_MAX_MATCHES = 5000
 
 
@@ -271,7 +271,7 @@ def durations(*, orders: QuerySet, start: datetime, end: datetime, sample: int) 
     One statement: the database takes the sample through the created_at index, works
     out both durations per order, and picks each percentile with ORDER BY + OFFSET over
     that bounded set. An exact percentile over a whole busy day would sort every order
-    of it (about 25 ms per figure at 50,000 orders on SQLite); the sample bounds that."""
+    of it, a cost that grows with the day's volume; the sample bounds that."""
     recent = (
         orders.filter(created_at__gte=start, created_at__lt=end, started_at__isnull=False)
         .order_by("-created_at", "-id")
