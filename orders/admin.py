@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from orders import selectors
 from orders.models import Account, AuditEvent, Notification, Order, OrderEvent, OrderStatus
-from orders.serializers import OrderSerializer
+from orders.representation import OrderSerializer
 from orders.services import access, controls, lifecycle, reconcile
 from orders.services.accounts import SECRET_FIELDS
 from orders.services.audit import audit_lines, client_address

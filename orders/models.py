@@ -89,6 +89,14 @@ class OrderStatus(models.TextChoices):
     def in_flight(cls) -> list[str]:
         return [cls.PROCESSING, cls.UNKNOWN]
 
+    @classmethod
+    def retryable(cls) -> list[str]:
+        return [cls.FAILED, cls.EXPIRED]
+
+
+# The exchange's states of a placed order resting on its book: it can be cancelled there.
+RESTING_STATES = ("open", "partially_filled")
+
 
 class Side(models.TextChoices):
     BUY = "buy", "Buy"
@@ -179,6 +187,22 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+    @property
+    def resting(self) -> bool:
+        """Placed and resting on the exchange's book: a cancel goes to the exchange."""
+        return self.status == OrderStatus.SUCCESS and self.exchange_state in RESTING_STATES
+
+    def actions(self) -> list[str]:
+        """What a person may still do with the order, stated once: the services refuse
+        the rest, the API and the dashboard offer these. "cancel": queued, or resting on
+        the book; "retry": failed or expired."""
+        actions = []
+        if self.status == OrderStatus.QUEUED or self.resting:
+            actions.append("cancel")
+        if self.status in OrderStatus.retryable():
+            actions.append("retry")
+        return actions
 
 
 class EventActor(models.TextChoices):

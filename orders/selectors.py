@@ -5,8 +5,8 @@ Order model's Meta.indexes); Python only folds a bounded number of aggregate row
 per status, per group, per hour) into the response, never the orders themselves.
 Storage is UTC; days and hours follow the configured time zone (TIME_ZONE).
 
-Two query shapes recur because they let SQLite answer from an index alone, at a
-million orders, without sorting:
+Two query shapes recur because they let SQLite answer from an index alone, however
+long the history, without sorting:
 
 - counts: `X IN (every value) AND status IN (every status) AND created_at in [start, end)`
   grouped by X and status, over an (X, status, created_at) index: one index seek per
@@ -21,8 +21,9 @@ import binascii
 import heapq
 import itertools
 import json
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
@@ -30,10 +31,10 @@ from django.db import connection
 from django.db.models import Count, FloatField, Func, Min, Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime
 
 from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus
-from orders.services.access import may_use_account
+from orders.services import access
 from orders.services.accounts import insecure_endpoint
 from orders.telegram import bot_config
 
@@ -41,9 +42,9 @@ ALL_STATUSES = tuple(OrderStatus.values)
 PENDING_STATUSES = (OrderStatus.QUEUED, *OrderStatus.in_flight())
 SEARCH_FIELDS = ("request_id", "order_id", "client_order_id")
 # A search term must narrow the history down to at most this many orders per id field:
-# the matches are then read through that field's index and sorted by time, which stays
-# within a few milliseconds. A broader prefix is refused rather than allowed to sort
-# hundreds of thousands of rows.
+# the matches are then read through that field's index and sorted by time, a bounded
+# cost. A broader prefix is refused rather than allowed to sort a large part of the
+# history.
 SEARCH_MAX_MATCHES = 5000
 
 
@@ -65,6 +66,39 @@ def day_bounds(day) -> tuple[datetime, datetime]:
     start = timezone.make_aware(datetime.combine(day, time.min), tz)
     end = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min), tz)
     return start, end
+
+
+# A bound past the calendar's edge (year 1 or 9999 with an offset) is held at the edge,
+# so a time window still means what it says.
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def parse_time_bound(value: str, *, name: str) -> datetime:
+    """An ISO 8601 date or date-time (a query parameter or a command's option `name`) as
+    an aware datetime. A date alone means that day's midnight, and a date-time without an
+    offset a wall-clock time, both in the configured time zone. Raises QueryError(name)
+    when `value` is neither. The API, the dashboard and the commands all read times here."""
+    text = str(value).strip().upper()  # RFC 3339 allows a lowercase t and z
+    # An unencoded "+" in a query string arrives as a space: "...T15:30:00 08:00".
+    text = re.sub(r"(T\S+) (\d\d:?\d\d)$", r"\1+\2", text)
+    try:
+        day = parse_date(text)
+        moment = None if day else parse_datetime(text)
+    except ValueError:  # well-formed but impossible, e.g. 2026-02-30
+        day = moment = None
+    if day is None and moment is None:
+        raise QueryError(
+            name, f"{name} must be an ISO 8601 date or datetime (2026-02-21 or 2026-02-21T15:30), got {value!r}"
+        )
+    try:
+        if day is not None:
+            return day_bounds(day)[0]
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, timezone.get_current_timezone())
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return EARLIEST if (day or moment).year < 5000 else LATEST
 
 
 def hour_bounds(day) -> list[datetime]:
@@ -237,7 +271,7 @@ def durations(*, orders: QuerySet, start: datetime, end: datetime, sample: int) 
     One statement: the database takes the sample through the created_at index, works
     out both durations per order, and picks each percentile with ORDER BY + OFFSET over
     that bounded set. An exact percentile over a whole busy day would sort every order
-    of it (about 25 ms per figure at 50,000 orders on SQLite); the sample bounds that."""
+    of it, a cost that grows with the day's volume; the sample bounds that."""
     recent = (
         orders.filter(created_at__gte=start, created_at__lt=end, started_at__isnull=False)
         .order_by("-created_at", "-id")
@@ -398,6 +432,12 @@ def _account_status(a: Account, *, queued: int, in_flight: int, locked: bool) ->
 # --- Statistics ---------------------------------------------------------------------
 
 
+def status_for(user) -> dict:
+    """The scheduler status as this user may see it: their accounts only, and Telegram's
+    delivery details (errors, timings) only for operators."""
+    return scheduler_status(accounts=access.allowed_account_ids(user), telegram_details=access.user_can_operate(user))
+
+
 def statistics(*, account: str | None = None, strategy: str | None = None, accounts: set[str] | None = None) -> dict:
     """The seed's today, yesterday, by_account, by_strategy and by_symbol (the by_*
     groups cover today), plus today's queue wait and execution durations and 24 hourly
@@ -489,6 +529,25 @@ class OrderFilters:
     until: datetime | None = None  # exclusive
     q: str | None = None  # exact or prefix of request_id, exchange order id or client order id
     accounts: tuple[str, ...] | None = None  # the user's visible accounts; None: all
+
+
+class AccountHidden(QueryError):
+    """A query naming an account the user may not see."""
+
+
+def check_account_visible(account: str | None, *, allowed: set[str] | None) -> None:
+    """Raises AccountHidden when a user limited to the accounts `allowed` (None: every
+    account) asks for another one: an empty answer would hide the mistake."""
+    if account and allowed is not None and account not in allowed:
+        raise AccountHidden("account", f"You may not see account '{account}'.")
+
+
+def visible_filters(filters: OrderFilters, *, user) -> OrderFilters:
+    """`filters` limited to the accounts `user` may see, for every reader of the order
+    history (the API's list and exports, the dashboard). Raises AccountHidden."""
+    allowed = access.allowed_account_ids(user)
+    check_account_visible(filters.account, allowed=allowed)
+    return replace(filters, accounts=None if allowed is None else tuple(sorted(allowed)))
 
 
 @dataclass(frozen=True)
@@ -628,7 +687,7 @@ def order_get(*, request_id: str, user=None) -> Order | None:
     if len(request_id) > 64 or "\x00" in request_id:
         return None
     order = Order.objects.select_related("account", "retry_of").filter(request_id=request_id).first()
-    if order is None or not may_use_account(user, order.account_id):
+    if order is None or not access.may_use_account(user, order.account_id):
         return None
     return order
 

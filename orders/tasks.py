@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from orders.services import drain, history, notifications, recovery, tracking
+from orders.services import archive, drain, notifications, recovery, tracking
 
 
 def drain_account(account_id: str) -> int:
@@ -25,7 +25,7 @@ def send_notifications() -> int:
 
 def archive_logs() -> list[str]:
     """Daily: gzip journal files older than ORDER_SCHEDULER_ARCHIVE_DAYS."""
-    report = history.archive_journals(older_than_days=settings.ORDER_SCHEDULER["ARCHIVE_DAYS"])
+    report = archive.archive_journals(older_than_days=settings.ORDER_SCHEDULER["ARCHIVE_DAYS"])
     if report.problems:
         # A failed task is what django-q2 keeps and the admin shows (successes are not saved).
         raise RuntimeError("; ".join(f"{name}: {problem}" for name, problem in report.problems.items()))

@@ -12,16 +12,13 @@ from django.urls import reverse
 from django.utils.html import json_script
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
-from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from orders import selectors
 from orders.api.serializers import OrdersQuerySerializer
-from orders.api.views import order_filters, status_for
 from orders.models import OrderStatus
-from orders.serializers import OrderSerializer
+from orders.representation import OrderSerializer
 from orders.services import access, stream
-from orders.services.tracking import RESTING_STATES  # an order resting on the book can be cancelled
 
 PAGE_SIZE = 100
 STATUS_LABELS = {
@@ -48,7 +45,6 @@ def _row(order: dict, *, can_trade: bool) -> dict:
     """What a table row shows of one serialized order (the script builds the same)."""
     stamp = order["timestamp"] or ""
     status = order["status"]
-    resting = status == OrderStatus.SUCCESS and order["exchange_state"] in RESTING_STATES
     return {
         **order,
         "time": f"{stamp[5:10]} {stamp[11:19]}",
@@ -57,8 +53,8 @@ def _row(order: dict, *, can_trade: bool) -> dict:
         "status_label": STATUS_LABELS.get(status, status),
         "side_label": SIDE_LABELS.get(order["side"], order["side"]),
         "type_label": TYPE_LABELS.get(order["order_type"], order["order_type"]),
-        "can_cancel": can_trade and (status == OrderStatus.QUEUED or resting),
-        "can_retry": can_trade and status in (OrderStatus.FAILED, OrderStatus.EXPIRED),
+        "can_cancel": can_trade and "cancel" in order["actions"],
+        "can_retry": can_trade and "retry" in order["actions"],
     }
 
 
@@ -130,33 +126,23 @@ def _groups(stats: dict) -> list[tuple[str, str, list[tuple[str, dict]]]]:
     ]
 
 
-@never_cache
-@login_required
-def dashboard(request):
-    """GET /order-scheduler: status, order history (the filters and page in the query
-    string, as the order list API takes them) and statistics."""
-    user = request.user
-    if not access.can_view(user):
-        raise PermissionDenied
-    allowed = access.allowed_account_ids(user)
-    can_trade = access.can_trade(user)
-    # Read before the data below: the script's stream starts after this event, so a
-    # change made while the page was being rendered is pushed, not lost.
-    last_event_id = stream.head_id()
+def _order_page(request) -> tuple[selectors.OrderPage | None, dict]:
+    """The page of orders that the query string asks for, read as the order list API
+    reads it, or why it cannot be read (the page shows that next to the filters)."""
     query = OrdersQuerySerializer(data=request.GET)
-    filters = order_filters(request, query)
-    page, filter_errors = None, {}
-    if isinstance(filters, Response):  # a bad filter: the page says why, next to it
-        filter_errors = filters.data.get("errors") or {"account": [filters.data["error"]]}
-    else:
-        try:
-            page = selectors.order_history(filters=filters, limit=PAGE_SIZE, after=query.validated_data.get("cursor"))
-        except selectors.QueryError as exc:
-            filter_errors = {exc.field: [exc.message]}
-    orders = OrderSerializer(page.orders, many=True).data if page else []
-    status = status_for(user)
-    stats = selectors.statistics(accounts=allowed)
-    config = {
+    if not query.is_valid():
+        return None, query.errors
+    try:
+        filters = selectors.visible_filters(query.filters(), user=request.user)
+        after = query.validated_data.get("cursor")
+        return selectors.order_history(filters=filters, limit=PAGE_SIZE, after=after), {}
+    except selectors.QueryError as exc:
+        return None, {exc.field: [exc.message]}
+
+
+def _config(user, *, last_event_id: int) -> dict:
+    """What the script needs besides the data: the API's URLs, timings and rights."""
+    return {
         "urls": {
             "status": reverse("api-status"),
             "orders": reverse("api-orders"),
@@ -174,40 +160,58 @@ def dashboard(request):
         "refresh_ms": 5000,
         "heartbeat_s": 5,
         "last_event_id": last_event_id,
-        "can_trade": can_trade,
-        "can_operate": access.can_operate(user),
+        "can_trade": access.user_can_trade(user),
+        "can_operate": access.user_can_operate(user),
     }
-    initial = {
-        "status": status,
-        "stats": stats,
-        "orders": {
-            "orders": orders,
-            "next_cursor": page.next_cursor if page else None,
-            "has_more": page.has_more if page else False,
-        },
-        "filter_errors": filter_errors,
-    }
-    # The query strings of the page's links: the filters without the page position.
-    filter_params = request.GET.copy()
+
+
+def _link_queries(params, page: selectors.OrderPage | None) -> tuple[str, str]:
+    """The query strings of the page's links: the filters without the page position,
+    and the same leading to the next page."""
+    filter_params = params.copy()
     for key in ("cursor", "limit"):
         filter_params.pop(key, None)
     next_params = filter_params.copy()
     if page and page.next_cursor:
         next_params["cursor"] = page.next_cursor
-    selected = request.GET.getlist("status")
-    selected = {part for value in selected for part in value.split(",")}
+    return filter_params.urlencode(), next_params.urlencode()
+
+
+@never_cache
+@login_required
+def dashboard(request):
+    """GET /order-scheduler: status, order history (the filters and page in the query
+    string, as the order list API takes them) and statistics."""
+    user = request.user
+    if not access.user_can_view(user):
+        raise PermissionDenied
+    # Read before the data below: the script's stream starts after this event, so a
+    # change made while the page was being rendered is pushed, not lost.
+    config = _config(user, last_event_id=stream.head_id())
+    page, filter_errors = _order_page(request)
+    orders = OrderSerializer(page.orders, many=True).data if page else []
+    status = selectors.status_for(user)
+    stats = selectors.statistics(accounts=access.allowed_account_ids(user))
+    page_data = {
+        "orders": orders,
+        "next_cursor": page.next_cursor if page else None,
+        "has_more": bool(page and page.has_more),
+    }
+    initial = {"status": status, "stats": stats, "orders": page_data, "filter_errors": filter_errors}
+    filter_query, next_query = _link_queries(request.GET, page)
+    selected = {part for value in request.GET.getlist("status") for part in value.split(",")}
     context = {
         "config_json": json_script(config, "dashboard-config"),
         "initial_json": json_script(initial, "initial-data", encoder=JSONEncoder),
         "status": status,
         "stats": stats,
         "groups": _groups(stats),
-        "rows": [_row(order, can_trade=can_trade) for order in orders],
+        "rows": [_row(order, can_trade=config["can_trade"]) for order in orders],
         "page": page,
         "filter_errors": filter_errors,
         "params": request.GET,
-        "filter_query": filter_params.urlencode(),
-        "next_query": next_params.urlencode(),
+        "filter_query": filter_query,
+        "next_query": next_query,
         "oldest_age": age_text(status["oldest_queued_age_seconds"]),
         "compare": _compare(stats),
         "durations": [
@@ -216,7 +220,7 @@ def dashboard(request):
         ],
         "statuses": [(value, STATUS_LABELS[value], value in selected) for value in OrderStatus.values],
         "accounts": [{**account, "states": _account_states(account)} for account in status["accounts"]],
-        "can_trade": can_trade,
+        "can_trade": config["can_trade"],
         "can_operate": config["can_operate"],
         # The desk-wide switch: only for an operator who reaches every account.
         "can_operate_all": access.may_control(user, None),

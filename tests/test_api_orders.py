@@ -284,6 +284,26 @@ def test_it_returns_one_order_with_its_error_and_timings(checked_api, accounts):
     assert_matches_contract(detail, contract("orders")["orders"][0])
 
 
+@pytest.mark.parametrize(
+    ("status", "exchange_state", "actions"),
+    [
+        (OrderStatus.QUEUED, "", ["cancel"]),
+        (OrderStatus.PROCESSING, "", []),
+        (OrderStatus.SUCCESS, "open", ["cancel"]),
+        (OrderStatus.SUCCESS, "partially_filled", ["cancel"]),
+        (OrderStatus.SUCCESS, "filled", []),
+        (OrderStatus.FAILED, "", ["retry"]),
+        (OrderStatus.EXPIRED, "", ["retry"]),
+        (OrderStatus.CANCELLED, "", []),
+    ],
+)
+def test_it_says_what_each_order_allows(checked_api, accounts, status, exchange_state, actions):
+    order = make_order(created_at=T0, status=status, exchange_state=exchange_state)
+
+    assert checked_api.get(f"{URL}/{order.request_id}").json()["order"]["actions"] == actions
+    assert checked_api.get(URL).json()["orders"][0]["actions"] == actions
+
+
 def test_it_answers_404_for_an_unknown_request_id(checked_api, accounts):
     make_order(created_at=T0, request_id="ORD_KNOWN")
 

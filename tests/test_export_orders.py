@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import DataError, connection
 
 from orders.models import Order, OrderStatus
-from orders.serializers import order_record
+from orders.representation import order_record
 from tests.api_helpers import SEED_TIME, make_seed_order
 from tests.conftest import BASE_DIR, subprocess_env
 

@@ -1,6 +1,6 @@
 """The shapes of the API's responses, for the OpenAPI schema (/api/schema/).
 
-The views render the selectors' dicts and orders.serializers.OrderSerializer; these
+The views render the selectors' dicts and orders.representation.OrderSerializer; these
 serializers only describe that output (tests validate every response they receive
 against the published schema, so a drift fails there).
 """
@@ -9,15 +9,10 @@ from django.conf import settings
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from orders.api.serializers import (
-    ACCOUNT_ID_RE,
-    IDEMPOTENCY_KEY_RE,
-    REQUEST_ID_RE,
-    SYMBOL_RE,
-    OrderSubmitSerializer,
-)
+from orders.api.serializers import ACCOUNT_ID_RE, IDEMPOTENCY_KEY_RE, OrderSubmitSerializer
 from orders.models import AccountMode
-from orders.serializers import OrderSerializer
+from orders.representation import OrderSerializer
+from orders.validation import REQUEST_ID_RE, SYMBOL_RE
 
 FIELD_ERRORS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
 

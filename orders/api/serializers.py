@@ -2,56 +2,21 @@
 nothing that needs the database."""
 
 import re
-from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Decimal
+from datetime import datetime
 
 from django.core.validators import RegexValidator
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orders import selectors
-from orders.models import AmountUnit, MarginMode, OrderStatus, OrderType, Side
+from orders.models import OrderStatus, OrderType, Side
+from orders.validation import REQUEST_ID_RE, OrderFieldsSerializer, StrictCharField
 
-# ccxt's unified symbols: BASE/QUOTE (spot), BASE/QUOTE:SETTLE (perpetual swap),
-# BASE/QUOTE:SETTLE-YYMMDD (future), ...-STRIKE-C|P (option).
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20}(-\d{6}(-\d+(\.\d+)?-[CP])?)?)?$")
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # Stored as "<user id>:<key>#<index>" in a 128-character column.
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
 
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-SMALLEST = Decimal("0.000000000001")
-
-
-class OrderDecimalField(serializers.DecimalField):
-    """A positive amount or price below 10^15. Digits past the 12th decimal (a binary
-    float's noise, 0.1 + 0.2) are rounded down, never up: an order is never larger than
-    asked (the schema says minimum 1e-12, so nothing rounds to 0). 15 whole digits, not
-    the column's 18: SQLite keeps decimals as binary floats, and a value near 10^18 read
-    back rounds up to 19 digits, which would break every later read of the order."""
-
-    def __init__(self, **kwargs):
-        super().__init__(max_digits=27, decimal_places=12, coerce_to_string=False, rounding=ROUND_DOWN, **kwargs)
-
-    def validate_precision(self, value):
-        sign, digits, exponent = value.as_tuple()
-        if len(digits) + exponent > self.max_whole_digits:
-            self.fail("max_whole_digits", max_whole_digits=self.max_whole_digits)
-        return value
-
-
-class StrictCharField(serializers.CharField):
-    """A JSON string only: DRF would turn 5 or true into "5" or "True"."""
-
-    default_error_messages = {"not_a_string": "Must be a string."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("not_a_string")
-        return super().to_internal_value(data)
 
 
 class StrictBodySerializer(serializers.Serializer):
@@ -66,45 +31,9 @@ class StrictBodySerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class OrderSubmitSerializer(StrictBodySerializer):
-    account_id = StrictCharField(max_length=64)
-    symbol = StrictCharField(max_length=64, help_text="ccxt unified symbol, e.g. BTC/USDT or BTC/USDT:USDT")
-    side = serializers.ChoiceField(choices=Side.choices)
-    order_type = serializers.ChoiceField(choices=OrderType.choices)
-    amount = OrderDecimalField()
-    amount_unit = serializers.ChoiceField(choices=AmountUnit.choices, required=False, default=AmountUnit.BASE)
-    price = OrderDecimalField(required=False, allow_null=True)
-    leverage = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=125)
-    margin_mode = serializers.ChoiceField(
-        choices=[MarginMode.CROSS, MarginMode.ISOLATED], required=False, allow_null=True, allow_blank=True
-    )
-    reduce_only = serializers.BooleanField(required=False, default=False)
-    strategy_name = StrictCharField(max_length=64, required=False, default="manual", allow_blank=False)
-    priority = serializers.IntegerField(required=False, default=0, min_value=-1000, max_value=1000)
-    expires_in = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=7 * 24 * 3600)
-    request_id = StrictCharField(required=False, allow_null=True, max_length=64)
-
-    def validate_symbol(self, value: str) -> str:
-        if not SYMBOL_RE.match(value):
-            raise serializers.ValidationError(
-                "Use ccxt's unified form: BASE/QUOTE for spot (BTC/USDT), BASE/QUOTE:SETTLE for swaps (BTC/USDT:USDT)."
-            )
-        return value
-
-    def validate_amount(self, value):
-        if value <= 0:
-            raise serializers.ValidationError(f"Must be at least {SMALLEST:f}.")
-        return value
-
-    def validate_price(self, value):
-        if value is not None and value <= 0:
-            raise serializers.ValidationError(f"Must be at least {SMALLEST:f}.")
-        return value
-
-    def validate_request_id(self, value):
-        if value is not None and not REQUEST_ID_RE.match(value):
-            raise serializers.ValidationError("1 to 64 letters, digits or _ . : - only.")
-        return value
+class OrderSubmitSerializer(StrictBodySerializer, OrderFieldsSerializer):
+    """The submit body: the order's field rules (orders.validation), no unknown field, and
+    a price exactly when the exchange needs one."""
 
     def validate(self, attrs):
         if attrs["order_type"] == OrderType.LIMIT and attrs.get("price") is None:
@@ -181,30 +110,12 @@ class LocalDateTimeField(serializers.Field):
         "invalid": "Use ISO 8601: 2026-02-21 (local midnight), 2026-02-21T15:30 (local time) "
         "or 2026-02-21T15:30:00+08:00."
     }
-    EARLIEST = datetime.min.replace(tzinfo=UTC)
-    LATEST = datetime.max.replace(tzinfo=UTC)
 
     def to_internal_value(self, data) -> datetime:
-        text = str(data).strip().upper()  # RFC 3339 allows a lowercase t and z
-        # An unencoded "+" in a query string arrives as a space: "...T15:30:00 08:00".
-        text = re.sub(r"(T\S+) (\d\d:?\d\d)$", r"\1+\2", text)
         try:
-            day = parse_date(text)
-            moment = None if day else parse_datetime(text)
-        except ValueError:
+            return selectors.parse_time_bound(data, name=self.field_name)
+        except selectors.QueryError:
             self.fail("invalid")
-        if day is None and moment is None:
-            self.fail("invalid")
-        try:
-            if day is not None:
-                return selectors.day_bounds(day)[0]
-            if timezone.is_naive(moment):
-                moment = timezone.make_aware(moment, timezone.get_current_timezone())
-            return moment.astimezone(UTC)
-        except (OverflowError, ValueError):
-            # The edge of the calendar (year 1 or 9999 with an offset): as far as a moment
-            # can go, so the window still means what it says.
-            return self.EARLIEST if (day or moment).year < 5000 else self.LATEST
 
 
 class OrdersQuerySerializer(QueryParamsSerializer):

@@ -1,7 +1,6 @@
 """The REST API: each view parses input, calls one service or selector, renders output."""
 
 import tempfile
-from dataclasses import replace
 
 from django.conf import settings
 from django.db import connection
@@ -29,12 +28,13 @@ from orders.api.serializers import (
     SettleRequestSerializer,
     StatsQuerySerializer,
 )
-from orders.serializers import OrderSerializer, order_data
-from orders.services.access import allowed_account_ids, can_operate
+from orders.representation import OrderSerializer, order_data
+from orders.selectors import status_for
+from orders.services.access import allowed_account_ids
 from orders.services.audit import client_address
 from orders.services.controls import pause, resume
 from orders.services.errors import NotFound
-from orders.services.history import ExportTooLarge, orders_csv, orders_xlsx
+from orders.services.exports import ExportTooLarge, orders_csv, orders_xlsx
 from orders.services.lifecycle import order_cancel, order_retry
 from orders.services.reconcile import order_settle
 from orders.services.stream import Scope, StreamBusy, open_stream
@@ -134,12 +134,6 @@ def batch_errors(errors, count: int) -> list[dict]:
         else:
             aligned.append({"non_field_errors": [str(m) for m in item] if isinstance(item, list) else [str(item)]})
     return aligned + [{}] * (count - len(aligned))
-
-
-def status_for(user) -> dict:
-    """The scheduler status as this user may see it: their accounts only, and Telegram's
-    delivery details (errors, timings) only for operators."""
-    return selectors.scheduler_status(accounts=allowed_account_ids(user), telegram_details=can_operate(user))
 
 
 class StatusView(APIView):
@@ -371,10 +365,10 @@ def order_filters(request, query: OrdersQuerySerializer) -> selectors.OrderFilte
     the error response (400 for a bad query, 403 for another user's account)."""
     if not query.is_valid():
         return error_response("Invalid query", query.errors)
-    allowed = allowed_account_ids(request.user)
-    if refused := _foreign_account(allowed, query.validated_data.get("account")):
-        return refused
-    return replace(query.filters(), accounts=None if allowed is None else tuple(sorted(allowed)))
+    try:
+        return selectors.visible_filters(query.filters(), user=request.user)
+    except selectors.AccountHidden as exc:
+        return error_response(exc.message, status_code=status.HTTP_403_FORBIDDEN)
 
 
 class OrderDetailView(APIView):
@@ -424,8 +418,10 @@ class StatsView(APIView):
 
 def _foreign_account(allowed: set[str] | None, account: str | None) -> Response | None:
     """A 403 when a user restricted to some accounts asks for another one."""
-    if account and allowed is not None and account not in allowed:
-        return error_response(f"You may not see account '{account}'.", status_code=status.HTTP_403_FORBIDDEN)
+    try:
+        selectors.check_account_visible(account, allowed=allowed)
+    except selectors.AccountHidden as exc:
+        return error_response(exc.message, status_code=status.HTTP_403_FORBIDDEN)
     return None
 
 

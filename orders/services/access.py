@@ -62,11 +62,6 @@ def user_can_operate(user) -> bool:
     return bool(user and user.is_authenticated and user.has_perm("orders.operate"))
 
 
-# The old names, until the dashboard view and the API's status_for (being reworked
-# alongside) call the ones above; remove them then.
-can_view, can_trade, can_operate = user_can_view, user_can_trade, user_can_operate
-
-
 def allowed_account_ids(user) -> set[str] | None:
     """The accounts the user may see and trade, or None for all of them (superusers and
     holders of the all-accounts right; `None` as the user means the system itself: a

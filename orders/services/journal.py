@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from orders.models import Order
-from orders.serializers import order_record
+from orders.representation import order_record
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def journal_lines_present(events) -> set[int]:
 
 def _open_locked(path: Path) -> int:
     """Open the day's file for appending and take its exclusive lock. archive_logs
-    (orders.services.history) removes a day's file under this same lock once it is
+    (orders.services.archive) removes a day's file under this same lock once it is
     compressed; a writer that opened the file before that and waited for the lock
     would append to the removed file and lose its line, so it opens the file again."""
     while True:

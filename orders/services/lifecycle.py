@@ -1,7 +1,7 @@
 """What people do to existing orders: cancel and retry. Each checks that the user reaches
 the order's account and the order's current status, and refuses, with the reason, what
-makes no sense for it. `order_actions` states which of them an order allows, once, for
-the services here and for anyone who offers them (the API, the dashboard)."""
+makes no sense for it (Order.actions() states which of them an order allows, once, for
+the services here and for anyone who offers them: the API, the dashboard)."""
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,28 +13,10 @@ from orders.services.audit import audit_record
 from orders.services.drain import wake_account
 from orders.services.errors import DomainError, NotFound
 from orders.services.submit import order_submit
-from orders.services.tracking import RESTING_STATES
-
-RETRYABLE = (OrderStatus.FAILED, OrderStatus.EXPIRED)
 
 
 class OrderConflict(transitions.TransitionError):
     """The action makes no sense for the order's current status."""
-
-
-def order_actions(*, status: str, exchange_state: str | None) -> list[str]:
-    """What a person may still do with an order in this state: "cancel" (queued, or
-    resting on the exchange's book), "retry" (failed or expired)."""
-    actions = []
-    if status == OrderStatus.QUEUED or _resting(status, exchange_state):
-        actions.append("cancel")
-    if status in RETRYABLE:
-        actions.append("retry")
-    return actions
-
-
-def _resting(status: str, exchange_state: str | None) -> bool:
-    return status == OrderStatus.SUCCESS and exchange_state in RESTING_STATES
 
 
 def _reachable(request_id: str, user) -> Order:
@@ -69,7 +51,7 @@ def order_cancel(*, request_id: str, user=None, source: str = "") -> Order:
             )
             return order_get(request_id=request_id)
         order.refresh_from_db()  # a worker took it in the meantime
-    if _resting(order.status, order.exchange_state):
+    if order.resting:
         with transaction.atomic():
             Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
                 cancel_requested_at=timezone.now()
@@ -99,7 +81,7 @@ def order_retry(*, request_id: str, user=None, source: str = "") -> Order:
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already serialises
         # writers. Either way two concurrent retries cannot both pass the check below.
         original = Order.objects.select_for_update().select_related("account").get(request_id=request_id)
-        if original.status not in RETRYABLE:
+        if "retry" not in original.actions():
             raise OrderConflict(
                 f"Order {request_id} is {original.status}: only failed or expired orders can be retried."
             )

@@ -17,13 +17,12 @@ from django.utils import timezone
 
 from orders.exchanges import get_exchange
 from orders.exchanges.base import ExchangeError, Execution
-from orders.models import Account, Order, OrderStatus
+from orders.models import RESTING_STATES, Account, Order, OrderStatus
 from orders.services import transitions
 from orders.services.reconcile import fill_fields, ticket_for
 
 logger = logging.getLogger(__name__)
 
-RESTING_STATES = ("open", "partially_filled")  # on the book: can be cancelled there
 UNSETTLED_STATES = ("submitted", *RESTING_STATES)  # fill details still to come
 TRACK_BATCH = 100
 # Fills of freshly placed orders are asked for at most this often (seconds): each look-up

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.services.history import HistoryError, archive_journals
+from orders.services.archive import ArchiveError, archive_journals
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         days = settings.ORDER_SCHEDULER["ARCHIVE_DAYS"] if older_than is None else older_than
         try:
             report = archive_journals(older_than_days=days)
-        except HistoryError as exc:
+        except ArchiveError as exc:
             raise CommandError(str(exc)) from None
         for name, moved in report.archived:
             self.stdout.write(f"archived {name} ({moved} bytes) into {name}.gz")

@@ -3,8 +3,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.models import AuditEvent
+from orders.selectors import QueryError, parse_time_bound
 from orders.services.audit import audit_lines
-from orders.services.history import HistoryError, parse_time_bound
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
                 events = events.filter(at__gte=parse_time_bound(since, name="--since"))
             if until:
                 events = events.filter(at__lt=parse_time_bound(until, name="--until"))
-        except HistoryError as exc:
+        except QueryError as exc:
             raise CommandError(str(exc)) from None
         if action:
             events = events.filter(action=action)

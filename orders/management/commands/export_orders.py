@@ -9,14 +9,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.services.history import (
-    HistoryError,
-    export_orders,
-    orders_csv,
-    orders_xlsx,
-    parse_time_bound,
-    table_filters,
-)
+from orders.selectors import OrderFilters, QueryError, parse_time_bound
+from orders.services.exports import ExportError, export_filters, export_orders, orders_csv, orders_xlsx
 
 
 class Command(BaseCommand):
@@ -52,32 +46,32 @@ class Command(BaseCommand):
         if format == "xlsx" and (not output or output == "-"):
             raise CommandError("--format xlsx needs --output FILE (a workbook is binary)")
         try:
-            filters = {
-                "since": parse_time_bound(since, name="--since") if since else None,
-                "until": parse_time_bound(until, name="--until") if until else None,
-                "account_id": account,
-                "statuses": [s.strip() for s in status.split(",") if s.strip()] if status is not None else (),
-                "strategy_name": strategy,
-                "chunk_size": chunk_size,
-            }
-            if status is not None and not filters["statuses"]:
-                raise HistoryError("--status needs at least one status")
+            since_at = parse_time_bound(since, name="--since") if since else None
+            until_at = parse_time_bound(until, name="--until") if until else None
+            statuses = [s.strip() for s in status.split(",") if s.strip()] if status is not None else ()
+            if status is not None and not statuses:
+                raise ExportError("--status needs at least one status")
+            filters = export_filters(
+                since=since_at,
+                until=until_at,
+                account_id=account,
+                statuses=statuses,
+                strategy_name=strategy,
+            )
             if format != "jsonl":
-                table = table_filters(**{k: v for k, v in filters.items() if k != "chunk_size"})
-                count = self._table(table, format=format, bom=bom, output=output, chunk_size=chunk_size)
-                if output and output != "-":
-                    self.stdout.write(f"exported {count} order(s) to {output}")
-                else:
-                    self.stderr.write(f"exported {count} order(s)")
-                return
-            if output and output != "-":
-                count = self._to_file(Path(output), filters)
-                self.stdout.write(f"exported {count} order(s) to {output}")
+                count = self._table(filters, format=format, bom=bom, output=output, chunk_size=chunk_size)
+            elif output and output != "-":
+                count = self._replace(
+                    Path(output), lambda out: export_orders(out=out, filters=filters, chunk_size=chunk_size)
+                )
             else:
-                count = self._to_stdout(filters)
-                self.stderr.write(f"exported {count} order(s)")
-        except HistoryError as exc:
+                count = self._to_stdout(filters, chunk_size=chunk_size)
+        except (ExportError, QueryError) as exc:
             raise CommandError(str(exc)) from None
+        if output and output != "-":
+            self.stdout.write(f"exported {count} order(s) to {output}")
+        else:
+            self.stderr.write(f"exported {count} order(s)")
 
     def _table(self, filters, *, format: str, bom: bool, output: str | None, chunk_size: int) -> int:
         if format == "xlsx":
@@ -96,20 +90,17 @@ class Command(BaseCommand):
             return self._replace(Path(output), write)
         return write(self.stdout._out)
 
-    def _to_file(self, path: Path, filters: dict) -> int:
-        return self._replace(path, lambda out: export_orders(out=out, **filters))
-
     def _replace(self, path: Path, write, *, binary: bool = False) -> int:
         """Into a temporary file beside the target, renamed over it only when complete,
         so a failed or interrupted export never leaves a partial file."""
         if path.is_dir():
-            raise HistoryError(f"--output {path} is a directory")
+            raise ExportError(f"--output {path} is a directory")
         if not path.parent.is_dir():
-            raise HistoryError(f"--output: directory {path.parent} does not exist")
+            raise ExportError(f"--output: directory {path.parent} does not exist")
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         except OSError as exc:
-            raise HistoryError(f"--output: cannot write in {path.parent}: {exc.strerror}") from None
+            raise ExportError(f"--output: cannot write in {path.parent}: {exc.strerror}") from None
         try:
             mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": ""}
             with os.fdopen(fd, buffering=1 << 20, **mode) as out:
@@ -123,14 +114,14 @@ class Command(BaseCommand):
             raise
         return count
 
-    def _to_stdout(self, filters: dict) -> int:
+    def _to_stdout(self, filters: OrderFilters, *, chunk_size: int) -> int:
         stream = self.stdout._out
         if not hasattr(stream, "buffer"):  # a text stream given by call_command()
-            return export_orders(out=stream, **filters)
+            return export_orders(out=stream, filters=filters, chunk_size=chunk_size)
         stream.flush()
         out = io.TextIOWrapper(stream.buffer, encoding="utf-8", newline="\n", write_through=False)
         try:
-            count = export_orders(out=out, **filters)
+            count = export_orders(out=out, filters=filters, chunk_size=chunk_size)
             out.flush()
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): stop quietly and keep Python from

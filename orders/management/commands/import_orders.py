@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.services.history import HistoryError, import_orders
+from orders.services.order_import import OrderImportError, import_orders
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
             raise CommandError("--chunk-size must be at least 1")
         try:
             report = import_orders(paths=[Path(f) for f in files], on_problem=self.stderr.write, chunk_size=chunk_size)
-        except HistoryError as exc:
+        except OrderImportError as exc:
             raise CommandError(str(exc)) from None
         if report.accounts_created:
             self.stdout.write(

@@ -14,7 +14,6 @@ import {
   hooks,
   ngettext,
   number,
-  RESTING_STATES,
   shortTime,
   SIDE_LABELS,
   state,
@@ -22,10 +21,9 @@ import {
   TYPE_LABELS,
 } from "./util.js";
 
-export function canCancel(o) {
-  return o.status === "queued" || (o.status === "success" && RESTING_STATES.includes(o.exchange_state));
-}
-export const canRetry = (o) => o.status === "failed" || o.status === "expired";
+// The API says what an order allows (its `actions`); the page only offers that.
+export const canCancel = (o) => (o.actions || []).includes("cancel");
+export const canRetry = (o) => (o.actions || []).includes("retry");
 
 export function statusPill(status) {
   return h("span", { className: `status status-${status}` }, STATUS_LABELS[status] || status);

@@ -22,7 +22,6 @@ export const STATUS_LABELS = {
 };
 export const SIDE_LABELS = { buy: gettext("Buy"), sell: gettext("Sell") };
 export const TYPE_LABELS = { market: gettext("Market"), limit: gettext("Limit") };
-export const RESTING_STATES = ["open", "partially_filled"];
 export const FIELD_LABELS = {
   request_id: gettext("Request id"),
   timestamp: gettext("Submitted"),

@@ -41,13 +41,17 @@ class OrderSerializer(serializers.ModelSerializer):
     queued_at = serializers.DateTimeField(source="created_at")
     queue_wait_ms = serializers.SerializerMethodField()
     execution_ms = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField(
+        help_text='What a trader may still do with the order: "cancel" (queued, or resting on the '
+        'exchange\'s book), "retry" (failed or expired). Not part of the journal or exports.'
+    )
 
     _fields_template: dict | None = None
 
     def get_fields(self):
-        # ModelSerializer rebuilds every field from the model on each use (over a
-        # millisecond per response); build them once and hand out copies, as DRF itself
-        # does for declared fields.
+        # ModelSerializer rebuilds every field from the model on each use, a cost paid
+        # on every response; build them once and hand out copies, as DRF itself does
+        # for declared fields.
         if OrderSerializer._fields_template is None:
             OrderSerializer._fields_template = super().get_fields()
         return copy.deepcopy(OrderSerializer._fields_template)
@@ -87,6 +91,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "expires_at",
             "queue_wait_ms",
             "execution_ms",
+            "actions",
         ]
         read_only_fields = fields
 
@@ -96,13 +101,20 @@ class OrderSerializer(serializers.ModelSerializer):
     def get_execution_ms(self, order: Order) -> int | None:
         return _millis(order.started_at, order.finished_at)
 
+    def get_actions(self, order: Order) -> list[str]:
+        return order.actions()
+
+
+# What the order allows now, not what happened: the API shows it, the records do not.
+NOT_RECORDED = ("actions",)
+
 
 _local = threading.local()
 
 
 def order_data(order: Order) -> dict:
     """`OrderSerializer(order).data`, without building the serializer's 32 fields again
-    for every order (about 1 ms of a submit's CPU): one serializer per thread, its
+    for every order (a large share of a submit's CPU): one serializer per thread, its
     fields bound once. They format values and keep no state between calls."""
     serializer = getattr(_local, "serializer", None)
     if serializer is None:
@@ -112,7 +124,7 @@ def order_data(order: Order) -> dict:
 
 def order_record(order: Order) -> dict:
     """The order as plain JSON-able data (Decimals as floats), for the journal and exports."""
-    data = dict(order_data(order))
+    data = {key: value for key, value in order_data(order).items() if key not in NOT_RECORDED}
     for key, value in data.items():
         if value is not None and key in ("amount", "price", "filled_amount", "average_price", "fee"):
             data[key] = float(value)
