@@ -17,9 +17,22 @@ class OrdersConfig(AppConfig):
         user_locked_out.connect(_locked_out, dispatch_uid="orders-audit-locked-out")
         post_migrate.connect(_ensure_roles, sender=self, dispatch_uid="orders-ensure-roles")
         if sys.argv[1:2] == ["qcluster"]:
-            from orders.exchanges import preload
+            _preload()
 
-            preload()
+
+def _preload() -> None:
+    """Load the exchange client library and the task code now, in a django-q2 cluster's
+    main process, before it forks its workers: every worker then shares these modules
+    instead of importing them itself (a large share of a worker's start-up CPU and
+    memory), so a worker's first order of an account is not delayed by it."""
+    import gc
+
+    import orders.exchanges.okx  # noqa: F401  (imports ccxt)
+    import orders.tasks  # noqa: F401
+
+    # Objects that exist now are never collected: the collector would otherwise touch
+    # them in every worker and turn the shared pages into private copies.
+    gc.freeze()
 
 
 def _ensure_roles(sender, using="default", **kwargs):

@@ -4,7 +4,6 @@ One adapter per account and process, reused: the OKX client keeps its markets an
 connection pool between orders.
 """
 
-import gc
 import threading
 
 from orders.exchanges.base import Exchange
@@ -49,16 +48,3 @@ def reset_exchanges() -> None:
     """Forget every adapter (tests, and after an account sync)."""
     with _lock:
         _adapters.clear()
-
-
-def preload() -> None:
-    """Load the exchange client library and the task code now, in a django-q2 cluster's
-    main process, before it forks its workers: every worker then shares these modules
-    instead of importing them itself (about 0.5 s of CPU and 45 MB each, measured with
-    bench/execution.py), so a worker's first order of an account is not delayed by it."""
-    import orders.exchanges.okx  # noqa: F401  (imports ccxt)
-    import orders.tasks  # noqa: F401
-
-    # Objects that exist now are never collected: the collector would otherwise touch
-    # them in every worker and turn the shared pages into private copies.
-    gc.freeze()
