@@ -85,13 +85,17 @@ def submit_concurrently(api: Api, bodies: list[dict], clients: int = 8) -> list[
 
 
 def assert_never_two_in_flight(account_id: str, *, died: dict[str, float] | None = None) -> None:
-    """`died` gives, for an order whose worker was killed mid-call, when it was killed:
-    its call never finished, so the kill ends its time in flight."""
-    rows = list(PaperOrder.objects.filter(account_id=account_id).order_by("started"))
-    for previous, current in zip(rows, rows[1:]):
-        finished = previous.finished or (died or {}).get(previous.client_order_id)
-        assert finished is not None, f"{previous.client_order_id} never finished"
-        assert current.started >= finished, f"{account_id}: two orders in flight at once"
+    """One request at a time: the orders of one request (a batch) share its start, and
+    the next request starts after the last of them finished. `died` gives, for an order
+    whose worker was killed mid-call, when it was killed: its call never finished, so the
+    kill ends its time in flight."""
+    requests: dict[float, list[float | None]] = {}
+    for row in PaperOrder.objects.filter(account_id=account_id).order_by("started"):
+        requests.setdefault(row.started, []).append(row.finished or (died or {}).get(row.client_order_id))
+    starts = sorted(requests)
+    for previous, current in zip(starts, starts[1:]):
+        assert None not in requests[previous], f"a request started at {previous} never finished"
+        assert current >= max(requests[previous]), f"{account_id}: two requests in flight at once"
 
 
 def test_it_executes_4_accounts_x_50_orders_once_each_one_at_a_time_in_priority_order(
@@ -165,7 +169,9 @@ def test_it_finishes_an_order_exactly_once_after_its_worker_is_killed_mid_order(
     assert PaperOrder.objects.filter(account_id="acc_a").count() == 4
     order = Order.objects.get(request_id=victim)
     assert order.order_id == paper.exchange_order_id
-    assert_never_two_in_flight("acc_a", died={client_id: killed_at})
+    # The kill ended the request it interrupted, for every order it carried.
+    killed = PaperOrder.objects.filter(account_id="acc_a", started=paper.started)
+    assert_never_two_in_flight("acc_a", died={row.client_order_id: killed_at for row in killed})
 
 
 def test_it_keeps_executing_after_an_idle_worker_is_killed(live_server, service_factory, tmp_path):

@@ -43,51 +43,56 @@ class PaperExchange:
         return int(time.time() * 1000)
 
     def place_order(self, ticket: OrderTicket, *, deadline_ms: int) -> Execution:
+        [result] = self.place_orders([ticket], deadline_ms=deadline_ms)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def place_orders(self, tickets: list[OrderTicket], *, deadline_ms: int) -> list:
+        """A batch, as one request: placed in turn in one write to the book, each with its
+        own outcome (an Execution or the error a single placement would have raised),
+        then one round trip of latency for them all."""
+        started = time.time()
+        rows, results = [], []
+        with transaction.atomic():
+            for ticket in tickets:
+                try:
+                    row = self._place(ticket, started=started, deadline_ms=deadline_ms)
+                except (FinalError, AmbiguousError, RetryableError) as exc:
+                    results.append(exc)
+                else:
+                    rows.append(row)
+                    results.append(row)
+        if self.latency:
+            time.sleep(self.latency)
+        if rows:
+            PaperOrder.objects.filter(pk__in=[row.pk for row in rows]).update(finished=time.time())
+        return [self._execution(result) if isinstance(result, PaperOrder) else result for result in results]
+
+    def _place(self, ticket: OrderTicket, *, started: float, deadline_ms: int) -> PaperOrder:
         if self.max_amount is not None and ticket.amount > self.max_amount:
             raise FinalError(
                 f"Insufficient balance: paper account allows at most {self.max_amount} per order",
                 code="paper_insufficient_funds",
             )
-        started = time.time()
         if started * 1000 > deadline_ms:
             raise RetryableError("Order expired (processed after its deadline); nothing was placed", code="50037")
-        price = ticket.price if ticket.order_type == "limit" else self.prices.get(ticket.symbol)
-        with transaction.atomic():
-            if PaperOrder.objects.filter(
-                account_id=self.account_id,
-                client_order_id=ticket.client_order_id,
-                state__in=("open", "partially_filled"),
-            ).exists():
-                # OKX's 51016: an order with this id is live right now.
-                raise AmbiguousError("Duplicated client order id", code="51016")
-            row = PaperOrder.objects.create(
-                account_id=self.account_id,
-                client_order_id=ticket.client_order_id,
-                exchange_order_id=f"P{os.getpid()}{int(started * 1000)}{next(_ids)}",
-                symbol=ticket.symbol,
-                side=ticket.side,
-                order_type=ticket.order_type,
-                amount=ticket.amount,
-                price=price,
-                state="filled",
-                started=started,
-                worker_pid=os.getpid(),
-            )
-        if self.latency:
-            time.sleep(self.latency)
-        PaperOrder.objects.filter(pk=row.pk).update(finished=time.time())
-        return self._execution(row)
-
-    def place_orders(self, tickets: list[OrderTicket], *, deadline_ms: int) -> list:
-        """A batch: placed in turn, each with its own outcome (an Execution or the error
-        a single placement would have raised)."""
-        results = []
-        for ticket in tickets:
-            try:
-                results.append(self.place_order(ticket, deadline_ms=deadline_ms))
-            except (FinalError, AmbiguousError, RetryableError) as exc:
-                results.append(exc)
-        return results
+        if self._book().filter(client_order_id=ticket.client_order_id, state__in=("open", "partially_filled")).exists():
+            # OKX's 51016: an order with this id is live right now.
+            raise AmbiguousError("Duplicated client order id", code="51016")
+        return PaperOrder.objects.create(
+            account_id=self.account_id,
+            client_order_id=ticket.client_order_id,
+            exchange_order_id=f"P{os.getpid()}{int(started * 1000)}{next(_ids)}",
+            symbol=ticket.symbol,
+            side=ticket.side,
+            order_type=ticket.order_type,
+            amount=ticket.amount,
+            price=ticket.price if ticket.order_type == "limit" else self.prices.get(ticket.symbol),
+            state="filled",
+            started=started,
+            worker_pid=os.getpid(),
+        )
 
     def _book(self):
         return PaperOrder.objects.filter(account_id=self.account_id)
