@@ -16,7 +16,7 @@ import pytest
 from orders.models import Account, Order, OrderStatus
 from orders.services.journal import journal_path
 from tests.conftest import wait_for
-from tests.test_okx_cluster import api, at_fake, creds, final, okx, submit  # noqa: F401  (fixtures)
+from tests.e2e.test_okx_cluster import api, at_fake, creds, final, okx, submit  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 KEY = creds("okx_a")[0]

@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from orders.services.accounts import sync_accounts
+from tests.api.test_events import Events
+from tests.commands.test_serve import _get, free_port
 from tests.conftest import wait_for
-from tests.test_api_events import Events
-from tests.test_serve import _get, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """The drain loop and the account lease, in-process on paper accounts
 (orders.services.drain, orders.services.lease). The cross-process guarantees are proven end to end in
-test_execution_cluster.py and test_okx_cluster.py."""
+tests/e2e/test_execution_cluster.py and tests/e2e/test_okx_cluster.py."""
 
 from datetime import timedelta
 from decimal import Decimal

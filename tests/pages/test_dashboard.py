@@ -1,5 +1,5 @@
 """GET /order-scheduler (and /): the server-rendered first view, its roles and its
-languages, without a browser (tests/test_dashboard_browser.py drives the real thing)."""
+languages, without a browser (tests/pages/test_dashboard_browser.py drives the real thing)."""
 
 import json
 import re

@@ -8,7 +8,7 @@ import pytest
 
 from orders.models import Order, OrderStatus
 from orders.services.accounts import sync_accounts
-from tests.test_okx_cluster import ACCOUNTS, api, creds, final, okx, submit  # noqa: F401  (fixtures)
+from tests.e2e.test_okx_cluster import ACCOUNTS, api, creds, final, okx, submit  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 PLACE = "trade/batch-orders"
