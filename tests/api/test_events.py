@@ -11,8 +11,8 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import OrderEvent
 from orders.services import stream
-from tests.api_helpers import make_order
 from tests.conftest import user_with_role
+from tests.helpers import make_order
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 

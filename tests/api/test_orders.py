@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from orders import selectors
 from orders.models import OrderStatus
-from tests.api_helpers import assert_matches_contract, contract, make_order, query_plans
+from tests.helpers import assert_matches_contract, contract, make_order, query_plans
 
 URL = "/api/order-scheduler/orders"
 pytestmark = pytest.mark.django_db

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 
 from orders.models import Order, OrderStatus
 from orders.serializers import OrderSerializer
-from tests.api_helpers import make_order
 from tests.conftest import user_with_role
+from tests.helpers import make_order
 
 URL = "/api/order-scheduler/orders.csv"
 LIST = "/api/order-scheduler/orders"

@@ -11,8 +11,8 @@ from openpyxl import load_workbook
 from rest_framework.test import APIClient
 
 from orders.models import OrderStatus
-from tests.api_helpers import make_order
 from tests.conftest import user_with_role
+from tests.helpers import make_order
 
 CSV = "/api/order-scheduler/orders.csv"
 XLSX = "/api/order-scheduler/orders.xlsx"

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from orders.models import Order
-from tests.api_helpers import SchemaError, check_response, make_order, published_schema
+from tests.helpers import SchemaError, check_response, make_order, published_schema
 
 pytestmark = pytest.mark.django_db
 SUBMIT = "/api/order-scheduler/submit"

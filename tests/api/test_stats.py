@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from orders.models import OrderStatus
 from orders.selectors import day_bounds
-from tests.api_helpers import assert_matches_contract, contract, make_order, query_plans
+from tests.helpers import assert_matches_contract, contract, make_order, query_plans
 
 URL = "/api/order-scheduler/stats"
 pytestmark = pytest.mark.django_db

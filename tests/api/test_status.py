@@ -9,8 +9,8 @@ from orders.models import Account, OrderStatus
 from orders.selectors import day_bounds
 from orders.services.drain import drain_account
 from orders.services.lease import acquire_lease, new_lease_owner
-from tests.api_helpers import assert_matches_contract, contract, make_order
 from tests.conftest import wait_for
+from tests.helpers import assert_matches_contract, contract, make_order
 
 URL = "/api/order-scheduler/status"
 

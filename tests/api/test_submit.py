@@ -585,7 +585,7 @@ def test_it_accepts_contracts_on_a_swap(api, accounts):
 def raw_post(checked_api, body: bytes):
     """POST a body as it is (not re-encoded by the test client), checked against the schema."""
     response = checked_api.client.generic("POST", URL, body, content_type="application/json")
-    from tests.api_helpers import check_response
+    from tests.helpers import check_response
 
     check_response(checked_api.spec, "post", URL, response)
     return response

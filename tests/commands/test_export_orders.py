@@ -12,8 +12,8 @@ from django.db import DataError, connection
 
 from orders.models import Order, OrderStatus
 from orders.serializers import order_record
-from tests.api_helpers import SEED_TIME, make_seed_order
 from tests.conftest import BASE_DIR, subprocess_env
+from tests.helpers import SEED_TIME, make_seed_order
 
 T0 = SEED_TIME
 

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 
 from orders.models import Account, Order, OrderStatus
 from orders.services.submit import client_order_id_for
-from tests.api_helpers import SEED_TIME, make_seed_order
 from tests.conftest import BASE_DIR, subprocess_env
+from tests.helpers import SEED_TIME, make_seed_order
 
 T0 = SEED_TIME
 

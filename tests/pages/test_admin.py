@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from orders.models import Account, AuditEvent, Notification, Order, OrderStatus
 from orders.services.audit import audit_record
-from tests.api_helpers import make_order
 from tests.conftest import user_with_role
+from tests.helpers import make_order
 
 pytestmark = pytest.mark.django_db
 ORDERS = "/admin/orders/order/"

@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from orders.models import OrderStatus
-from tests.api_helpers import make_order
 from tests.conftest import BASE_DIR, user_with_role
+from tests.helpers import make_order
 
 URL = "/order-scheduler"
 LOCALE = BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES"

@@ -24,8 +24,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from orders.models import Order, OrderStatus
-from tests.api_helpers import make_order
 from tests.conftest import user_with_role, wait_for
+from tests.helpers import make_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -3,6 +3,8 @@
 lockout answers 429 without checking any password, the audit trail keeps one event per
 guessing run, and the client address honours TRUSTED_PROXY_COUNT only when set."""
 
+import json
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -96,3 +98,13 @@ def test_it_takes_the_client_address_from_a_trusted_proxy(victim, settings):
 
     assert same_client.status_code == 429 and other_client.status_code == 302
     assert set(AuditEvent.objects.filter(action="login_failed").values_list("source", flat=True)) == {"203.0.113.7"}
+
+
+@pytest.mark.django_db
+def test_it_audits_a_failed_login_without_the_password(client, accounts):
+    client.post("/accounts/login/", {"username": "mallory", "password": "hunter2-SECRET"})
+
+    event = AuditEvent.objects.get(action="login_failed")
+    assert event.target == "mallory"
+    assert event.source == "127.0.0.1"
+    assert "hunter2" not in json.dumps(event.changes)

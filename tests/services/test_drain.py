@@ -12,16 +12,11 @@ from django.utils import timezone
 
 from orders.exchanges import get_exchange
 from orders.models import Account, Order, OrderStatus, PaperOrder
-from orders.services import drain, lease
-from orders.services.submit import order_submit
+from orders.services import drain, lease, transitions
+from orders.services.controls import pause
+from tests.helpers import submit
 
 pytestmark = pytest.mark.django_db
-
-
-def submit(count=1, account="account_main", **fields) -> list[Order]:
-    item = {"account_id": account, "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market",
-            "amount": Decimal("0.001"), **fields}  # fmt: skip
-    return order_submit(items=[dict(item) for _ in range(count)], batch=True).orders
 
 
 class Clock:
@@ -115,8 +110,8 @@ def test_it_executes_a_batch_of_twenty_in_a_few_statements(accounts, settings):
 
 
 def test_it_never_sends_an_order_that_expired_while_queued(accounts):
-    [late] = submit(expires_in=60)
-    [fresh] = submit()
+    late = submit(expires_in=60)
+    fresh = submit()
     Order.objects.filter(pk=late.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
 
     assert drain.drain_account(account_id="account_main") == 1
@@ -149,7 +144,7 @@ def test_it_stops_draining_when_the_account_is_paused_meanwhile(accounts, settin
 
 
 def test_it_sees_a_cancel_request_made_while_it_held_the_lease(accounts):
-    [order] = submit()
+    order = submit()
     drain.drain_account(account_id="account_main")
     Order.objects.filter(pk=order.pk).update(exchange_state="open", cancel_requested_at=timezone.now())
 
@@ -171,7 +166,7 @@ def in_flight(order: Order, *, status=OrderStatus.UNKNOWN, deadline_in: float, *
 
 
 def test_it_never_sends_an_absent_order_again_before_its_deadline_has_passed(accounts, settings):
-    [order] = submit()
+    order = submit()
     order = in_flight(order, deadline_in=0.8)
     first_deadline = order.deadline_at
     margin = timedelta(seconds=settings.ORDER_SCHEDULER["CLOCK_MARGIN_SECONDS"])
@@ -188,7 +183,7 @@ def test_it_never_sends_an_absent_order_again_before_its_deadline_has_passed(acc
 
 
 def test_it_records_an_order_found_in_flight_without_sending_it_again(accounts):
-    [order] = submit()
+    order = submit()
     from orders.exchanges import get_exchange as exchange_of
     from orders.services.reconcile import ticket_for
 
@@ -204,7 +199,7 @@ def test_it_records_an_order_found_in_flight_without_sending_it_again(accounts):
 
 
 def test_it_expires_an_unknown_order_absent_after_its_deadline_once_it_is_too_old(accounts):
-    [order] = submit(expires_in=60)
+    order = submit(expires_in=60)
     order = in_flight(order, deadline_in=-5, expires_at=timezone.now() - timedelta(seconds=1))
 
     drain.drain_account(account_id="account_main")
@@ -215,7 +210,7 @@ def test_it_expires_an_unknown_order_absent_after_its_deadline_once_it_is_too_ol
 
 
 def test_it_lets_the_lease_run_out_when_interrupted_mid_send(accounts, monkeypatch):
-    [order] = submit()
+    order = submit()
     from orders.exchanges.paper import PaperExchange
 
     def interrupted(self, ticket, *, deadline_ms):
@@ -242,3 +237,14 @@ def test_it_sends_a_portfolio_margin_batch_refused_as_a_whole_again_order_by_ord
         # Refused as a batch first (nothing placed), then each alone: its own verdict.
         assert (order.status, order.error_code, order.attempts) == (OrderStatus.FAILED, "paper_insufficient_funds", 2)
     assert not PaperOrder.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_stops_a_drain_before_the_next_order_when_paused_meanwhile(accounts):
+    first, second = submit(), submit()
+    assert transitions.claim([first], actor=transitions.WORKER)
+    pause(account_id="account_main", reason="stop now")
+
+    drain.drain_account(account_id="account_main")
+
+    assert Order.objects.get(pk=second.pk).status == OrderStatus.QUEUED

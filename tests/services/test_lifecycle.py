@@ -12,16 +12,10 @@ from orders.models import Account, Order, OrderStatus, PaperOrder
 from orders.services import drain, tracking, transitions
 from orders.services.journal import journal_path
 from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
-from orders.services.submit import order_submit
 from tests.fakes.okx import FakeOKX
+from tests.helpers import submit
 
 KEY, SECRET, PASSPHRASE = "life-key", "life-secret", "life-pass"
-
-
-def submit(account="account_main", **fields) -> Order:
-    item = {"account_id": account, "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market",
-            "amount": Decimal("0.001"), **fields}  # fmt: skip
-    return order_submit(items=[item]).orders[0]
 
 
 @pytest.mark.django_db

@@ -11,15 +11,10 @@ from django.utils import timezone
 from orders.models import Account, Control, Order, OrderEvent, OrderStatus
 from orders.services import transitions
 from orders.services.journal import journal_path
-from orders.services.submit import client_order_id_for, order_submit
+from orders.services.submit import client_order_id_for
+from tests.helpers import submit
 
 pytestmark = pytest.mark.django_db
-
-
-def submit(**fields) -> Order:
-    item = {"account_id": "account_main", "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market",
-            "amount": Decimal("0.001"), **fields}  # fmt: skip
-    return order_submit(items=[item]).orders[0]
 
 
 def test_it_records_a_created_event_for_every_submitted_order(accounts):

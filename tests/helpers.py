@@ -1,5 +1,7 @@
-"""Helpers for the API tests: order rows with chosen times, the seed contract check, and
-a client whose every JSON response must validate against the published OpenAPI schema."""
+"""The suite's helpers: `submit` (the one way a test submits an order: through the HTTP
+API), `make_order` (the one factory for an order row in a given state without the API),
+the seed contract check, and a client whose every JSON response must validate against
+the published OpenAPI schema."""
 
 import copy
 import itertools
@@ -9,7 +11,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+import requests
+from django.contrib.auth import get_user_model
+from django.core.serializers.json import DjangoJSONEncoder
 from jsonschema import Draft202012Validator
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Order, OrderStatus
@@ -22,6 +28,52 @@ _numbers = itertools.count(1)
 def contract(name: str) -> dict:
     """The seed's example response for an endpoint (status, orders, stats, submit)."""
     return json.loads((CONTRACT_DIR / f"{name}.response.json").read_text())
+
+
+ORDER = {"symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market", "amount": Decimal("0.001")}
+
+
+def submit(client=None, *, account: str = "account_main", count: int | None = None, **fields) -> Order | list[Order]:
+    """Submit an order through the HTTP API, as a client would, and return it as stored.
+
+    `client` is an APIClient (or a LiveClient for a running server); without one, a
+    superuser's. The order is ORDER on `account` with `fields` on top. With `count`, that
+    many copies go in one batch request and the list of stored orders comes back."""
+    body = {**ORDER, "account_id": account, **fields}
+    client = client or _submitter()
+    response = client.post("/api/order-scheduler/submit", body if count is None else [body] * count, format="json")
+    assert response.status_code == 201, response.content
+    answer = response.json()
+    if count is None:
+        return Order.objects.get(request_id=answer["request_id"])
+    stored = Order.objects.in_bulk(answer["request_ids"], field_name="request_id")
+    return [stored[request_id] for request_id in answer["request_ids"]]
+
+
+def _submitter() -> APIClient:
+    """An API client for a superuser kept for the helper (one per test database)."""
+    user, created = get_user_model().objects.get_or_create(
+        username="submitter", defaults={"is_superuser": True, "is_staff": True}
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+class LiveClient:
+    """A strategy's client of a running server: real HTTP through `requests`, a token."""
+
+    def __init__(self, url: str, token: str):
+        self.url = url
+        self.token = token
+
+    def post(self, path: str, data=None, format="json") -> requests.Response:
+        return requests.post(
+            f"{self.url}{path}",
+            data=json.dumps(data, cls=DjangoJSONEncoder),
+            headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json"},
+            timeout=10,
+        )
 
 
 def make_order(
@@ -182,19 +234,7 @@ SEED_TIME = datetime(2026, 2, 21, 7, 30, tzinfo=UTC)
 
 
 def make_seed_order(request_id: str, **fields) -> Order:
-    """An order like the seed report's example (success, 0.001 BTC/USDT:USDT on account_main)."""
-    values = {
-        "account_id": "account_main",
-        "symbol": "BTC/USDT:USDT",
-        "side": "buy",
-        "order_type": "market",
-        "amount": Decimal("0.001"),
-        "leverage": 10,
-        "margin_mode": "cross",
-        "strategy_name": "bottom_signal_long",
-        "status": OrderStatus.SUCCESS,
-        "order_id": "987654321",
-        "created_at": SEED_TIME,
-        **fields,
-    }
-    return Order.objects.create(request_id=request_id, client_order_id=client_order_id_for(request_id), **values)
+    """make_order's row shaped like the seed report's example: success, 0.001
+    BTC/USDT:USDT on account_main, strategy bottom_signal_long, never started."""
+    seed = {"created_at": SEED_TIME, "strategy_name": "bottom_signal_long", "order_id": "987654321", "wait_ms": None}
+    return make_order(request_id=request_id, **(seed | fields))

@@ -1,0 +1,23 @@
+"""The submit service (orders.services.submit): what it refuses and the client order ids it gives."""
+
+import pytest
+
+from orders.models import Order
+from orders.services.controls import pause
+from orders.services.submit import SubmitError, order_submit
+from tests.helpers import ORDER
+
+
+@pytest.mark.django_db
+def test_it_refuses_submits_while_paused_when_configured_to(accounts, settings):
+    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "PAUSED_SUBMITS": "refuse"}
+    pause(account_id="account_main", reason="maintenance window")
+
+    with pytest.raises(SubmitError) as refused:
+        order_submit(items=[{**ORDER, "account_id": "account_main"}])
+
+    assert refused.value.status == 409
+    assert "maintenance window" in refused.value.errors["account_id"][0]
+    assert Order.objects.count() == 0
+    order_submit(items=[{**ORDER, "account_id": "account_poit_main"}])  # other accounts still trade
+    assert Order.objects.count() == 1
