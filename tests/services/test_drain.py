@@ -10,70 +10,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders.exchanges import get_exchange
 from orders.models import Account, Order, OrderStatus, PaperOrder
-from orders.services import drain, lease, transitions
+from orders.services import drain, transitions
 from orders.services.controls import pause
 from tests.helpers import submit
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    """The lease's monotonic clock, moved forward by the test."""
-
-    def __init__(self, monkeypatch):
-        self.offset = 0.0
-        real = lease.time.monotonic
-        monkeypatch.setattr(lease.time, "monotonic", lambda: real() + self.offset)
-
-
-def lease_until(account_id="account_main"):
-    return Account.objects.get(pk=account_id).lease_until
-
-
-def test_it_keeps_the_lease_without_a_write_while_more_than_the_margin_remains(accounts, settings, monkeypatch):
-    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "LEASE_SECONDS": 60}
-    clock = Clock(monkeypatch)
-    held = lease.Lease(account_id="account_main", owner="me")
-    assert held.acquire()
-    held.size_for(get_exchange(Account.objects.get(pk="account_main")))  # paper: 1 s per request
-    taken_until = lease_until()
-
-    clock.offset = 29.0
-    with CaptureQueriesContext(connection) as queries:
-        assert held.keep()
-    assert len(queries) == 0 and lease_until() == taken_until
-
-    clock.offset = 31.0  # less than half of the 60 s left: renewed, counted from now
-    assert held.keep()
-    assert lease_until() > taken_until
-    assert held.renewed_at > 30
-
-
-def test_it_renews_before_every_step_when_a_step_may_outlast_half_the_lease(accounts, settings):
-    settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "LEASE_SECONDS": 8}
-    held = lease.Lease(account_id="account_main", owner="me")
-    assert held.acquire()
-
-    class SlowVenue:
-        timeout_seconds = 10.0  # five requests of up to 10 s would outlive any part of 8 s
-
-    held.size_for(SlowVenue())
-    with CaptureQueriesContext(connection) as queries:
-        assert held.keep() and held.keep()
-    assert [q["sql"].split()[0] for q in queries] == ["UPDATE", "UPDATE"]
-
-
-def test_it_reports_a_lease_lost_to_another_holder(accounts, settings, monkeypatch):
-    clock = Clock(monkeypatch)
-    held = lease.Lease(account_id="account_main", owner="me")
-    assert held.acquire()
-    Account.objects.filter(pk="account_main").update(lease_owner="someone-else")
-    clock.offset = settings.ORDER_SCHEDULER["LEASE_SECONDS"]
-
-    assert not held.keep()
-    assert Account.objects.get(pk="account_main").lease_owner == "someone-else"
 
 
 def drain_queries(count: int, settings, **options) -> list[str]:
@@ -154,59 +96,6 @@ def test_it_sees_a_cancel_request_made_while_it_held_the_lease(accounts):
     order.refresh_from_db()
     assert order.cancel_requested_at is None
     assert not drain.has_runnable_orders(account_id="account_main")
-
-
-def in_flight(order: Order, *, status=OrderStatus.UNKNOWN, deadline_in: float, **fields) -> Order:
-    """The order as a previous holder left it: sent with a deadline `deadline_in` s away."""
-    Order.objects.filter(pk=order.pk).update(
-        status=status, sent=True, attempts=1, deadline_at=timezone.now() + timedelta(seconds=deadline_in), **fields
-    )
-    order.refresh_from_db()
-    return order
-
-
-def test_it_never_sends_an_absent_order_again_before_its_deadline_has_passed(accounts, settings):
-    order = submit()
-    order = in_flight(order, deadline_in=0.8)
-    first_deadline = order.deadline_at
-    margin = timedelta(seconds=settings.ORDER_SCHEDULER["CLOCK_MARGIN_SECONDS"])
-
-    assert drain.drain_account(account_id="account_main") == 0  # in flight: settled, not taken
-
-    order.refresh_from_db()
-    assert order.status == OrderStatus.SUCCESS and order.attempts == 2
-    [placed] = PaperOrder.objects.filter(client_order_id=order.client_order_id)
-    # Absent at first, but the first request could still have been processed until its
-    # deadline: the re-send left only after the deadline plus the clock margin.
-    assert placed.started >= (first_deadline + margin).timestamp()
-    assert order.deadline_at > first_deadline
-
-
-def test_it_records_an_order_found_in_flight_without_sending_it_again(accounts):
-    order = submit()
-    from orders.exchanges import get_exchange as exchange_of
-    from orders.services.reconcile import ticket_for
-
-    account = Account.objects.get(pk="account_main")
-    exchange_of(account).place_order(ticket_for(order), deadline_ms=int(timezone.now().timestamp() * 1000) + 5000)
-    order = in_flight(order, deadline_in=5, status=OrderStatus.PROCESSING)
-
-    drain.drain_account(account_id="account_main")
-
-    order.refresh_from_db()
-    assert order.status == OrderStatus.SUCCESS and order.order_id
-    assert PaperOrder.objects.filter(client_order_id=order.client_order_id).count() == 1
-
-
-def test_it_expires_an_unknown_order_absent_after_its_deadline_once_it_is_too_old(accounts):
-    order = submit(expires_in=60)
-    order = in_flight(order, deadline_in=-5, expires_at=timezone.now() - timedelta(seconds=1))
-
-    drain.drain_account(account_id="account_main")
-
-    order.refresh_from_db()
-    assert (order.status, order.error_code) == (OrderStatus.EXPIRED, "expired")
-    assert not PaperOrder.objects.exists()
 
 
 def test_it_lets_the_lease_run_out_when_interrupted_mid_send(accounts, monkeypatch):

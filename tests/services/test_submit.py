@@ -4,7 +4,7 @@ import pytest
 
 from orders.models import Order
 from orders.services.controls import pause
-from orders.services.submit import SubmitError, order_submit
+from orders.services.submit import SubmitError, client_order_id_for, order_submit
 from tests.helpers import ORDER
 
 
@@ -21,3 +21,15 @@ def test_it_refuses_submits_while_paused_when_configured_to(accounts, settings):
     assert Order.objects.count() == 0
     order_submit(items=[{**ORDER, "account_id": "account_poit_main"}])  # other accounts still trade
     assert Order.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_it_salts_client_order_ids_with_the_installation(accounts, monkeypatch):
+    from orders.services import submit as submit_service
+
+    ours = client_order_id_for("ORD_same")
+    monkeypatch.setattr(submit_service, "_salt", "another-installation")
+    theirs = client_order_id_for("ORD_same")
+
+    assert ours != theirs
+    assert all(len(cid) == 32 and cid.isalnum() for cid in (ours, theirs))

@@ -11,7 +11,6 @@ from django.utils import timezone
 from orders.models import Account, Control, Order, OrderEvent, OrderStatus
 from orders.services import transitions
 from orders.services.journal import journal_path
-from orders.services.submit import client_order_id_for
 from tests.helpers import submit
 
 pytestmark = pytest.mark.django_db
@@ -155,14 +154,3 @@ def test_it_pauses_and_resumes_an_account_and_the_desk_with_events(accounts, adm
         ("trading_paused", "operator"),
         ("trading_resumed", "operator"),
     ]
-
-
-def test_it_salts_client_order_ids_with_the_installation(accounts, monkeypatch):
-    from orders.services import submit as submit_service
-
-    ours = client_order_id_for("ORD_same")
-    monkeypatch.setattr(submit_service, "_salt", "another-installation")
-    theirs = client_order_id_for("ORD_same")
-
-    assert ours != theirs
-    assert all(len(cid) == 32 and cid.isalnum() for cid in (ours, theirs))
