@@ -7,6 +7,8 @@ import copy
 import itertools
 import json
 import re
+import socket
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -74,6 +76,22 @@ class LiveClient:
             headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json"},
             timeout=10,
         )
+
+
+def free_port() -> int:
+    """A port the OS reports free, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url):
+    """The JSON a running server answers at `url`, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return json.loads(response.read())
+    except OSError:
+        return None
 
 
 def make_order(

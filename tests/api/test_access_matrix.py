@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from orders.models import Order
 from orders.services import drain
-from orders.services.submit import order_submit
 from tests.conftest import user_with_role
+from tests.helpers import submit
 
 ORDER = {"symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market", "amount": 0.001}
 
@@ -25,13 +25,11 @@ def client_for(user) -> APIClient:
 
 
 def queued(account: str) -> str:
-    item = {**ORDER, "account_id": account, "amount": Decimal("0.001")}
-    return order_submit(items=[item]).orders[0].request_id
+    return submit(account=account).request_id
 
 
 def failed(account: str = "account_spot") -> str:
-    item = {**ORDER, "symbol": "BTC/USDT", "account_id": account, "amount": Decimal("50")}  # above paper max_amount
-    request_id = order_submit(items=[item]).orders[0].request_id
+    request_id = submit(account=account, symbol="BTC/USDT", amount=Decimal("50")).request_id  # above paper max_amount
     drain.drain_account(account_id=account)
     return request_id
 

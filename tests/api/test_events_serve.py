@@ -7,24 +7,15 @@ import subprocess
 import time
 
 import pytest
-import requests
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from orders.services.accounts import sync_accounts
 from tests.api.test_events import Events
-from tests.commands.test_serve import _get, free_port
 from tests.conftest import wait_for
+from tests.helpers import LiveClient, free_port, get_json, submit
 
 pytestmark = pytest.mark.e2e
-
-ORDER = {
-    "account_id": "account_main",
-    "symbol": "BTC/USDT:USDT",
-    "side": "buy",
-    "order_type": "market",
-    "amount": 0.001,
-}
 
 
 @pytest.fixture
@@ -36,19 +27,8 @@ def served(service_factory):
     service = service_factory(args=("--host", "127.0.0.1", "--port", str(port)))
     service.wait_running()
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _get(f"{url}/healthz"), timeout=30, message="the web server")
+    wait_for(lambda: get_json(f"{url}/healthz"), timeout=30, message="the web server")
     return service, url, token
-
-
-def submit(url: str, token: str, **fields) -> str:
-    response = requests.post(
-        f"{url}/api/order-scheduler/submit",
-        json=ORDER | fields,
-        headers={"Authorization": f"Token {token}"},
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["request_id"]
 
 
 def follow(client: Events, request_id: str, *, until: str = "success") -> list[dict]:
@@ -76,7 +56,7 @@ def test_it_streams_an_order_from_submit_to_its_outcome(served):
     client = Events(url, token=token)
     assert client.ok
     client.until("ready")
-    request_id = submit(url, token)
+    request_id = submit(LiveClient(url, token)).request_id
     events = [e for e in follow(client, request_id) if e["request_id"] == request_id]
     client.close()
     kinds = [(e["kind"], e["from_status"], e["to_status"]) for e in events]
@@ -103,7 +83,7 @@ def test_it_keeps_the_stream_open_through_a_cluster_restart(served):
                 assert data["request_id"] is None
     assert service_kinds == ["cluster_down", "cluster_up"]
     # Orders placed after the restart reach the same open stream.
-    request_id = submit(url, token)
+    request_id = submit(LiveClient(url, token)).request_id
     assert follow(client, request_id)[-1]["to_status"] == "success"
     client.close()
 
@@ -128,14 +108,14 @@ def test_it_resumes_on_another_web_process_with_no_gap_and_no_duplicate(served, 
     port_a = free_port()
     service_factory(args=("--no-cluster", "--host", "127.0.0.1", "--port", str(port_a)))
     url_a = f"http://127.0.0.1:{port_a}"
-    wait_for(lambda: _get(f"{url_a}/healthz"), timeout=30, message="the second web server")
+    wait_for(lambda: get_json(f"{url_a}/healthz"), timeout=30, message="the second web server")
 
     on_a = Events(url_a, token=token)
     on_a.until("ready")
-    first = submit(url_b, token)  # written by the other host's web process and cluster
+    first = submit(LiveClient(url_b, token)).request_id  # written by the other host's web process and cluster
     seen = follow(on_a, first)
     on_a.close()
-    second = submit(url_b, token)  # while this client is away
+    second = submit(LiveClient(url_b, token)).request_id  # while this client is away
 
     on_b = Events(url_b, token=token, last_event_id=seen[-1]["id"])
     resumed = follow(on_b, second)

@@ -11,16 +11,14 @@ from django.utils import timezone
 from orders.exchanges import get_exchange
 from orders.models import Account, AuditEvent, Order, OrderEvent, OrderStatus, PaperOrder
 from orders.services.reconcile import ticket_for
-from orders.services.submit import order_submit
 from tests.conftest import user_with_role
+from tests.helpers import submit
 
 pytestmark = pytest.mark.django_db
 
 
 def unknown_order(*, account="account_main", deadline_in: float = -5) -> Order:
-    item = {"account_id": account, "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market",
-            "amount": Decimal("0.001")}  # fmt: skip
-    order = order_submit(items=[item]).orders[0]
+    order = submit(account=account)
     Order.objects.filter(pk=order.pk).update(
         status=OrderStatus.UNKNOWN,
         sent=True,

@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import AccountGrant, AuditEvent
-from orders.services.submit import order_submit
+from tests.helpers import submit
 
 pytestmark = pytest.mark.django_db
 ORDER = {"symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market", "amount": "0.001"}
@@ -50,7 +50,7 @@ def test_it_refuses_both_accounts_and_all_accounts(accounts):
 def test_it_gives_every_account_only_with_all_accounts(accounts):
     output = create("desk", "--role", "viewer", "--all-accounts")
     for account in ("account_main", "account_poit_main"):
-        order_submit(items=[{**ORDER, "account_id": account}])
+        submit(account=account)
 
     orders = token_client(output).get("/api/order-scheduler/orders").json()["orders"]
 

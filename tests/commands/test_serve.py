@@ -1,28 +1,20 @@
 """`manage.py serve`: web server and cluster together, stopped together."""
 
-import json
 import signal
-import socket
-import urllib.request
 
 import pytest
 
 from tests.conftest import wait_for
+from tests.helpers import free_port, get_json
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_it_serves_http_and_runs_the_cluster_then_stops_everything_on_sigterm(service_factory):
     port = free_port()
     service = service_factory(args=("--host", "127.0.0.1", "--port", str(port)))
     service.wait_running()
-    health = wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz"), timeout=30, message="the web server")
+    health = wait_for(lambda: get_json(f"http://127.0.0.1:{port}/healthz"), timeout=30, message="the web server")
     assert health == {"ok": True, "database": True}
     children = service.children()
     assert len(children) >= 4  # gunicorn master + workers, qcluster + its processes
@@ -31,14 +23,6 @@ def test_it_serves_http_and_runs_the_cluster_then_stops_everything_on_sigterm(se
     assert service.proc.wait(timeout=45) == 0
 
     wait_for(lambda: not _alive(children), timeout=30, message="every child process to exit")
-
-
-def _get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return json.loads(response.read())
-    except OSError:
-        return None
 
 
 def _alive(pids) -> list[int]:

@@ -8,7 +8,8 @@ import pytest
 
 from orders.models import Order, OrderStatus
 from orders.services.accounts import sync_accounts
-from tests.e2e.test_okx_cluster import ACCOUNTS, api, creds, final, okx, submit  # noqa: F401  (fixtures)
+from tests.e2e.test_okx_cluster import ACCOUNTS, api, creds, final, okx  # noqa: F401  (fixtures)
+from tests.helpers import submit
 
 pytestmark = pytest.mark.e2e
 PLACE = "trade/batch-orders"
@@ -58,7 +59,7 @@ def test_it_keeps_each_accounts_order_within_and_across_batches(okx, api, servic
 
 def test_it_fails_only_the_members_the_exchange_refused(okx, api, service_factory):  # noqa: F811
     items = [{"account": "okx_a"} for _ in range(10)]
-    ids = [submit(api, **item) for item in items]
+    ids = [submit(api, **item).request_id for item in items]
     refused = {Order.objects.get(request_id=ids[n]).client_order_id for n in (1, 4, 7)}
     okx.refuse_orders(refused, code="51008")
     service = service_factory()

@@ -16,7 +16,8 @@ import pytest
 from orders.models import Account, Order, OrderStatus
 from orders.services.journal import journal_path
 from tests.conftest import wait_for
-from tests.e2e.test_okx_cluster import api, at_fake, creds, final, okx, submit  # noqa: F401  (fixtures)
+from tests.e2e.test_okx_cluster import api, at_fake, creds, final, okx  # noqa: F401  (fixtures)
+from tests.helpers import submit
 
 pytestmark = pytest.mark.e2e
 KEY = creds("okx_a")[0]
@@ -55,7 +56,7 @@ def lease_holder_pid(account_id="okx_a") -> int:
 
 def test_it_places_an_order_whose_first_request_is_processed_late_exactly_once(okx, api, service):  # noqa: F811
     okx.inject("hold_before", path_suffix=PLACE, times=1, seconds=4)  # after ccxt's 1 s timeout
-    request_id = submit(api)
+    request_id = submit(api, account="okx_a").request_id
 
     order = final([request_id], timeout=30)[request_id]
 
@@ -71,7 +72,7 @@ def test_it_places_an_order_whose_first_request_is_processed_late_exactly_once(o
 @pytest.mark.parametrize("late", [0.4, 3.0], ids=["processed-before-its-deadline", "processed-after-it"])
 def test_it_settles_a_50004_that_the_exchange_processes_later(okx, api, service, late):  # noqa: F811
     okx.inject("code_then_process", path_suffix=PLACE, times=1, seconds=late)
-    request_id = submit(api)
+    request_id = submit(api, account="okx_a").request_id
 
     order = final([request_id], timeout=30)[request_id]
 
@@ -87,7 +88,7 @@ def test_it_settles_a_50004_that_the_exchange_processes_later(okx, api, service,
 
 def test_it_never_sends_twice_when_the_lease_holder_stalls_past_its_lease(okx, api, service):  # noqa: F811
     okx.inject("hold_before", path_suffix=PLACE, times=1, seconds=6)
-    request_id = submit(api)
+    request_id = submit(api, account="okx_a").request_id
     okx.wait_for_request(1, api_key=KEY, timeout=15, state="held")
     stalled = lease_holder_pid()
     os.kill(stalled, signal.SIGSTOP)
@@ -95,7 +96,7 @@ def test_it_never_sends_twice_when_the_lease_holder_stalls_past_its_lease(okx, a
         # Its lease (3 s) runs out; another worker takes the account over, settles the
         # order in flight and sends it again only after the first request's deadline.
         order = final([request_id], timeout=30)[request_id]
-        behind = submit(api)
+        behind = submit(api, account="okx_a").request_id
     finally:
         os.kill(stalled, signal.SIGCONT)
     okx.wait_for_request(1, api_key=KEY, timeout=15, outcome="expired:50037")  # the stalled request, late
@@ -122,12 +123,12 @@ def test_it_never_sends_twice_after_a_task_timeout_mid_send(okx, api, service_fa
     )
     service.wait_running()
     okx.inject("hold_before", path_suffix=PLACE, times=1, seconds=16)
-    request_id = submit(api)
+    request_id = submit(api, account="okx_a").request_id
     okx.wait_for_request(1, api_key=KEY, timeout=15, state="held")
 
     order = final([request_id], timeout=40)[request_id]
     okx.wait_for_request(1, api_key=KEY, timeout=20, outcome="expired:50037")  # the held original, too late
-    after = submit(api)  # the cluster goes on after the timeout
+    after = submit(api, account="okx_a").request_id  # the cluster goes on after the timeout
 
     orders = final([request_id, after], timeout=40)
     assert order.status == OrderStatus.SUCCESS
@@ -136,8 +137,8 @@ def test_it_never_sends_twice_after_a_task_timeout_mid_send(okx, api, service_fa
 
 def test_it_holds_orders_through_an_outage_and_lets_those_behind_expire(okx, api, service):  # noqa: F811
     outage = okx.inject("maintenance", path_suffix=PLACE)
-    held = submit(api, expires_in=60)
-    behind = [submit(api, expires_in=3) for _ in range(2)]
+    held = submit(api, account="okx_a", expires_in=60).request_id
+    behind = [submit(api, account="okx_a", expires_in=3).request_id for _ in range(2)]
     wait_for(lambda: Account.objects.get(pk="okx_a").degraded_since, timeout=15, message="the account degraded")
     status = api.get("/api/order-scheduler/status").json()["status"]
     [account] = [a for a in status["accounts"] if a["id"] == "okx_a"]
@@ -159,7 +160,7 @@ def test_it_never_sends_an_unknown_order_past_its_expiry_on_resume(okx, api, ser
     # Its reply is lost (50004, nothing placed) and the look-ups fail: it stays unknown.
     okx.inject("code", code="50004", path_suffix=PLACE, times=1)
     lookups = okx.inject("code", code="50013", path_suffix="trade/order", method="GET")
-    request_id = submit(api, expires_in=3)
+    request_id = submit(api, account="okx_a", expires_in=3).request_id
     wait_for(
         lambda: Order.objects.get(request_id=request_id).status == OrderStatus.UNKNOWN, timeout=15, message="unknown"
     )
@@ -182,7 +183,7 @@ def test_it_never_sends_an_unknown_order_past_its_expiry_on_resume(okx, api, ser
 
 def test_it_fails_a_market_order_the_exchange_cancelled_unfilled(okx, api, service):  # noqa: F811
     okx.inject("market_canceled", path_suffix=PLACE, times=1)
-    request_id = submit(api)
+    request_id = submit(api, account="okx_a").request_id
 
     wait_for(
         lambda: Order.objects.get(request_id=request_id).status == OrderStatus.FAILED,
@@ -204,7 +205,7 @@ def test_it_lets_an_operator_settle_an_unknown_order(okx, api, service, placed):
     # Placed (or not) by a request whose answer was lost; the look-ups fail meanwhile.
     okx.inject("code_then_process" if placed else "code", code="50004", path_suffix=PLACE, times=1, seconds=0.2)
     lookups = okx.inject("code", code="50013", path_suffix="trade/order", method="GET")
-    request_id = submit(api)
+    request_id = submit(api, account="okx_a").request_id
     wait_for(
         lambda: Order.objects.get(request_id=request_id).status == OrderStatus.UNKNOWN, timeout=15, message="unknown"
     )
@@ -228,6 +229,6 @@ def test_it_lets_an_operator_settle_an_unknown_order(okx, api, service, placed):
     order.refresh_from_db()
     assert order.status == (OrderStatus.SUCCESS if placed else OrderStatus.FAILED)
     assert operator.post("/api/order-scheduler/resume", {"account": "okx_a"}, format="json").status_code == 200
-    behind = submit(api)
+    behind = submit(api, account="okx_a").request_id
     final([behind], timeout=20)
     one_order_each(okx, Order.objects.filter(request_id__in=[request_id, behind]))

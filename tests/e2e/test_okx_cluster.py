@@ -15,6 +15,7 @@ from orders.models import Account, Order, OrderStatus
 from orders.services.accounts import sync_accounts
 from tests.conftest import user_with_role, wait_for
 from tests.fakes.okx import FakeOKX
+from tests.helpers import submit
 
 pytestmark = pytest.mark.e2e
 
@@ -77,14 +78,6 @@ def service(service_factory, okx):
     return service
 
 
-def submit(api, account="okx_a", **fields) -> str:
-    body = {"account_id": account, "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market",
-            "amount": 0.001, "leverage": 10, "strategy_name": "e2e", **fields}  # fmt: skip
-    response = api.post("/api/order-scheduler/submit", body, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()["request_id"]
-
-
 def final(request_ids, timeout=60.0) -> dict[str, Order]:
     wait_for(
         lambda: (
@@ -103,13 +96,13 @@ def at_fake(fake, order: Order) -> list[dict]:
 def test_it_ends_each_error_class_in_the_right_status(okx, api, service):
     # First, while no worker has loaded the venue's markets yet (submit would refuse it
     # after that), an order for a symbol OKX does not list: the worker must fail it.
-    unknown_symbol = submit(api, symbol="DOGE/USDT:USDT")
+    unknown_symbol = submit(api, account="okx_a", symbol="DOGE/USDT:USDT").request_id
     # One account per fault, so that each fault meets exactly the order meant for it.
     cases = {"okx_a": "insufficient_funds", "okx_b": "rate_limit", "okx_c": "maintenance", "okx_d": "timeout_code"}
     for account_id, kind in cases.items():
         times = 2 if kind == "rate_limit" else 1
         okx.inject(kind, path_suffix="trade/batch-orders", api_key=creds(account_id)[0], times=times)
-    funds, limited, maintenance, timed_out = (submit(api, account=a) for a in cases)
+    funds, limited, maintenance, timed_out = (submit(api, account=a).request_id for a in cases)
 
     orders = final([funds, limited, maintenance, timed_out, unknown_symbol])
 
@@ -137,7 +130,7 @@ def test_it_ends_each_error_class_in_the_right_status(okx, api, service):
 
 def test_it_succeeds_through_a_burst_with_30_percent_rate_limit_answers(okx, api, service):
     fault = okx.inject("rate_limit", path_suffix="trade/batch-orders", probability=0.3)
-    ids = [submit(api, account=ACCOUNTS[n % 2]) for n in range(40)]
+    ids = [submit(api, account=ACCOUNTS[n % 2]).request_id for n in range(40)]
 
     orders = final(ids, timeout=90)
 
@@ -159,8 +152,8 @@ def test_it_succeeds_through_a_burst_with_30_percent_rate_limit_answers(okx, api
 @pytest.mark.parametrize(("kind", "extra"), [("drop_after_record", {}), ("hold", {"seconds": 2.5})])
 def test_it_ends_a_lost_reply_in_success_with_exactly_one_order_at_the_exchange(okx, api, service, kind, extra):
     okx.inject(kind, path_suffix="trade/batch-orders", times=1, **extra)
-    request_id = submit(api)
-    behind = submit(api)
+    request_id = submit(api, account="okx_a").request_id
+    behind = submit(api, account="okx_a").request_id
 
     orders = final([request_id, behind])
 
@@ -175,7 +168,7 @@ def test_it_ends_a_lost_reply_in_success_with_exactly_one_order_at_the_exchange(
 def test_it_keeps_every_guarantee_for_4_accounts_x_50_orders_with_random_faults(okx, api, service_factory):
     rng = random.Random(5)
     # Queue everything first so the per-account order is fully determined, then start.
-    ids = [submit(api, account=a, priority=rng.choice([0, 0, 3]), side=rng.choice(["buy", "sell"]))
+    ids = [submit(api, account=a, priority=rng.choice([0, 0, 3]), side=rng.choice(["buy", "sell"])).request_id
            for _ in range(50) for a in ACCOUNTS]  # fmt: skip
     for kind, probability, extra in [
         ("rate_limit", 0.10, {}),
@@ -212,7 +205,7 @@ def test_it_fails_wrong_credentials_fast_naming_the_account_without_leaking_secr
     monkeypatch.setenv(env_names("okx_b")[1], f"{SECRET_MARK}-wrong")
     service = service_factory()
     service.wait_running()
-    request_id = submit(api, account="okx_b")
+    request_id = submit(api, account="okx_b").request_id
 
     order = final([request_id], timeout=30)[request_id]
 
@@ -229,8 +222,8 @@ def test_it_fails_wrong_credentials_fast_naming_the_account_without_leaking_secr
 
 def test_it_reconciles_an_order_whose_worker_was_killed_while_the_exchange_held_its_reply(okx, api, service):
     okx.inject("hold", path_suffix="trade/batch-orders", times=1, seconds=20)
-    request_id = submit(api)
-    behind = submit(api)
+    request_id = submit(api, account="okx_a").request_id
+    behind = submit(api, account="okx_a").request_id
     wait_for(lambda: okx.orders(), timeout=20, message="the order to reach the exchange")
     owner = Account.objects.get(pk="okx_a").lease_owner
     pid = int(owner.split(":")[1])

@@ -11,7 +11,7 @@ from django.utils import timezone
 from orders.models import Account, AuditEvent, Notification, Order, OrderStatus
 from orders.services.audit import audit_record
 from tests.conftest import user_with_role
-from tests.helpers import make_order
+from tests.helpers import make_order, submit
 
 pytestmark = pytest.mark.django_db
 ORDERS = "/admin/orders/order/"
@@ -253,14 +253,9 @@ def test_it_refuses_the_audit_export_to_a_user_without_the_right(client, account
 
 
 def test_it_shows_the_workers_changes_beside_the_peoples(root, accounts):
-    from decimal import Decimal
-
     from orders.services import drain
-    from orders.services.submit import order_submit
 
-    item = {"account_id": "account_main", "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market",
-            "amount": Decimal("0.001")}  # fmt: skip
-    order = order_submit(items=[item]).orders[0]
+    order = submit()
     drain.drain_account(account_id="account_main")
 
     page = root.get("/admin/orders/orderevent/").content.decode()

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import socket
 import time
 import urllib.request
 from datetime import timedelta
@@ -25,7 +24,7 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import Order, OrderStatus
 from tests.conftest import user_with_role, wait_for
-from tests.helpers import make_order
+from tests.helpers import free_port, make_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -145,12 +144,6 @@ def post_json(url: str, body: dict, token: str) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- Tests ----------------------------------------------------------------------------------

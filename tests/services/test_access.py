@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from orders.models import Account, AccountGrant, Order
 from orders.services import access
-from orders.services.submit import order_submit
 from tests.conftest import user_with_role
+from tests.helpers import submit
 
 pytestmark = pytest.mark.django_db
 ORDER = {"symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market", "amount": "0.001"}
@@ -42,7 +42,7 @@ def reached(user) -> dict:
 @pytest.fixture
 def two_orders(accounts):
     for account in ("account_main", "account_poit_main"):
-        order_submit(items=[{**ORDER, "account_id": account}])
+        submit(account=account)
 
 
 NOTHING = {"orders": set(), "accounts": set(), "stats": 0, "csv lines": 0, "submit": 403}
@@ -66,7 +66,7 @@ def test_it_gives_nothing_once_the_last_grant_is_removed(two_orders):
 
 def test_it_gives_nothing_once_the_only_account_is_deleted(accounts):
     Account.objects.create(id="account_gone", name="Gone", mode="paper")
-    order_submit(items=[{**ORDER, "account_id": "account_main"}])
+    submit()
     user = user_with_role("orphan", "trader", accounts=["account_gone"])
     Account.objects.filter(pk="account_gone").delete()  # the grant cascades
 

@@ -36,6 +36,7 @@ from orders.services.submit import order_submit
 from orders.telegram import BotConfig, TelegramError, send_message
 from tests.conftest import BASE_DIR, wait_for
 from tests.fakes.telegram import FakeTelegram
+from tests.helpers import submit
 
 CHAT_ID = "-1009876543210"
 
@@ -79,17 +80,8 @@ def time_passes(seconds: float) -> None:
     NotificationChannel.objects.update(last_sent_at=F("last_sent_at") - delta, not_before=F("not_before") - delta)
 
 
-def submit(*, account: str = "account_spot", amount: str = "20", symbol: str = "BTC/USDT", **extra) -> Order:
-    body = {
-        "account_id": account,
-        "symbol": symbol,
-        "side": "sell",
-        "order_type": "market",
-        "amount": amount,
-    }
-    serializer = OrderSubmitSerializer(data={**body, **extra})
-    assert serializer.is_valid(), serializer.errors
-    return order_submit(items=[serializer.validated_data]).orders[0]
+# The order most of these tests submit: a spot sell on account_spot.
+SPOT_SELL = {"account": "account_spot", "symbol": "BTC/USDT", "side": "sell"}
 
 
 def failed_order(n: int, *, account: str = "account_main", code: str = "rate_limit") -> Order:
@@ -114,7 +106,7 @@ def failed_order(n: int, *, account: str = "account_main", code: str = "rate_lim
 
 def test_it_delivers_a_failed_order_as_one_html_message_in_the_configured_time_zone(telegram, settings, accounts):
     settings.TIME_ZONE = "Asia/Shanghai"
-    order = submit(amount="20", strategy_name="grid_1")
+    order = submit(**SPOT_SELL, amount="20", strategy_name="grid_1")
     drain.drain_account(account_id="account_spot")
     order.refresh_from_db()
     assert order.status == OrderStatus.FAILED
@@ -173,12 +165,12 @@ def test_it_formats_a_stuck_order_and_a_paused_account_for_the_operator(telegram
 
 
 def test_it_reports_a_success_only_when_asked(telegram, settings, accounts):
-    order = submit(account="account_main", symbol="BTC/USDT:USDT", amount="0.01")
+    order = submit(side="sell", amount="0.01")
     drain.drain_account(account_id="account_main")
     assert Notification.objects.count() == 0  # order_succeeded is off by default
 
     set_level(settings, "order_succeeded", "on")
-    second = submit(account="account_main", symbol="BTC/USDT:USDT", amount="0.01")
+    second = submit(side="sell", amount="0.01")
     drain.drain_account(account_id="account_main")
     assert notifications.send_pending() == 1
 
@@ -215,7 +207,7 @@ def test_it_queues_nothing_when_telegram_is_not_configured(fake, settings, accou
     caplog.set_level(logging.INFO, logger="orders.events")
     assert settings.TELEGRAM["BOT_TOKEN"] == "" and settings.TELEGRAM["CHAT_ID"] == ""
 
-    submit(amount="20")
+    submit(**SPOT_SELL, amount="20")
     drain.drain_account(account_id="account_spot")
     notifications.scheduler_started()
 
@@ -245,7 +237,7 @@ def test_it_logs_at_start_that_telegram_is_on_without_token_or_chat(telegram, ca
 def test_it_summarises_a_burst_of_50_failures_in_one_message(telegram, settings, accounts):
     configure(settings, GATHER_SECONDS=5, BURST_WINDOW=60)
     for _ in range(30):
-        submit(amount="20")
+        submit(**SPOT_SELL, amount="20")
     drain.drain_account(account_id="account_spot")
     for n in range(20):
         notifications.order_finished(order=failed_order(n))
@@ -416,8 +408,8 @@ def test_it_only_records_and_enqueues_on_an_orders_path(
 ):
     set_level(settings, "order_succeeded", "on")
     telegram.hang()
-    submit(amount="20")
-    submit(amount="1")
+    submit(**SPOT_SELL, amount="20")
+    submit(**SPOT_SELL, amount="1")
     queued_tasks()  # whatever was queued before
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -678,11 +670,8 @@ def test_the_fake_takes_a_form_body_and_refuses_a_wrong_token(fake):
 
 def settled_order(accounts, state: str, filled: str):
     from orders.services import transitions
-    from orders.services.submit import order_submit
 
-    item = {"account_id": "account_main", "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "limit",
-            "amount": Decimal("0.002"), "price": Decimal("60000")}  # fmt: skip
-    order = order_submit(items=[item]).orders[0]
+    order = submit(order_type="limit", amount=Decimal("0.002"), price=Decimal("60000"))
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.SUCCESS, exchange_state="open", order_id="77")
     order.refresh_from_db()
     transitions.exchange_update(
