@@ -19,6 +19,7 @@ from rest_framework.authtoken.models import Token
 from orders.models import Account, Instrument, Order, PaperOrder
 from orders.services.submit import order_submit
 from tests.conftest import BASE_DIR
+from tests.helpers import submit
 
 pytestmark = pytest.mark.e2e
 
@@ -137,22 +138,13 @@ def test_it_copies_every_row_of_a_sqlite_installation_and_verifies_the_counts(so
     assert source["queued_wakeups"] > 0 and OrmQ.objects.count() == 0
     assert "copied and verified" in out.getvalue() and "orders_order: 251" in out.getvalue()
     # New rows continue after the copied ids.
-    [order] = order_submit(
-        items=[
-            {
-                "account_id": "account_main",
-                "symbol": "BTC/USDT:USDT",
-                "side": "buy",
-                "order_type": "market",
-                "amount": 1,
-            }
-        ]  # fmt: skip
-    ).orders
+    order = submit(amount=1)
     assert order.pk > max(row["id"] for row in source["rows"]["orders.Order"])
     assert get_user_model().objects.create_user("new").pk > desk.pk
 
 
 def test_it_refuses_a_target_that_holds_data_and_changes_nothing(source, transactional_db, accounts):
+    # The service, not tests.helpers.submit: the helper's API user would be data too.
     order_submit(items=[{"account_id": "account_main", "symbol": "BTC/USDT:USDT", "side": "buy",
                          "order_type": "market", "amount": 1}])  # fmt: skip
     before = snapshot_in_target()

@@ -13,6 +13,7 @@ from orders.models import Account, Order, OrderStatus
 from orders.serializers import OrderSerializer
 from orders.services.journal import journal_append, journal_path
 from tests.conftest import BASE_DIR, subprocess_env
+from tests.helpers import make_order
 
 SEED_FIELDS = [
     "request_id", "timestamp", "account_id", "symbol", "side", "order_type", "amount", "leverage",
@@ -21,17 +22,14 @@ SEED_FIELDS = [
 
 
 def finished_order(request_id: str, *, finished_at: datetime, **fields) -> Order:
-    account, _ = Account.objects.get_or_create(pk="account_main", defaults={"default_leverage": 10})
+    Account.objects.get_or_create(pk="account_main", defaults={"default_leverage": 10})
     values = {
-        "request_id": request_id, "client_order_id": f"sc{request_id}", "account": account,
-        "symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market", "amount": Decimal("0.001"),
-        "leverage": 10, "margin_mode": "cross", "status": OrderStatus.SUCCESS, "order_id": "987654321",
-        "filled_amount": Decimal("0.001"), "average_price": Decimal("65000"), "attempts": 1,
-        "created_at": datetime(2026, 1, 1, 23, 29, 59, tzinfo=UTC),
-        "started_at": datetime(2026, 1, 1, 23, 29, 59, 500000, tzinfo=UTC), "finished_at": finished_at,
+        "request_id": request_id, "client_order_id": f"sc{request_id}", "order_id": "987654321",
+        "filled_amount": Decimal("0.001"), "average_price": Decimal("65000"),
+        "created_at": datetime(2026, 1, 1, 23, 29, 59, tzinfo=UTC), "wait_ms": 500, "finished_at": finished_at,
         **fields,
     }  # fmt: skip
-    return Order.objects.create(**values)
+    return make_order(**values)
 
 
 def read_lines(path) -> list[dict]:
