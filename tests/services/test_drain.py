@@ -66,14 +66,16 @@ def test_it_never_sends_an_order_that_expired_while_queued(accounts):
 def test_it_stops_draining_when_the_account_is_paused_meanwhile(accounts, settings, monkeypatch):
     settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "BATCH_SIZE": 1}  # one order per request
     orders = submit(count=3)
-    real_send = drain._send
+    from orders.exchanges.paper import PaperExchange
 
-    def send_then_pause(*args, **kwargs):
-        sent = real_send(*args, **kwargs)
+    real_place = PaperExchange.place_order
+
+    def place_then_pause(self, ticket, *, deadline_ms):
+        placed = real_place(self, ticket, deadline_ms=deadline_ms)
         Account.objects.filter(pk="account_main").update(paused=True)  # an operator, meanwhile
-        return sent
+        return placed
 
-    monkeypatch.setattr(drain, "_send", send_then_pause)
+    monkeypatch.setattr(PaperExchange, "place_order", place_then_pause)
 
     assert drain.drain_account(account_id="account_main") == 1
 

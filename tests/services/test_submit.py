@@ -28,7 +28,7 @@ def test_it_salts_client_order_ids_with_the_installation(accounts, monkeypatch):
     from orders.services import submit as submit_service
 
     ours = client_order_id_for("ORD_same")
-    monkeypatch.setattr(submit_service, "_salt", "another-installation")
+    monkeypatch.setattr(submit_service, "installation_salt", lambda: "another-installation")
     theirs = client_order_id_for("ORD_same")
 
     assert ours != theirs
