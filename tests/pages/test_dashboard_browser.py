@@ -24,7 +24,7 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import Order, OrderStatus
 from tests.conftest import user_with_role, wait_for
-from tests.helpers import free_port, make_order
+from tests.helpers import LiveClient, free_port, make_order, submit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -188,20 +188,9 @@ def test_it_shows_an_order_submitted_through_the_api_within_one_refresh(live_ser
     page = watched.page
     page.evaluate("window.notReloaded = true")
 
-    status, body = post_json(
-        f"{live_server.url}/api/order-scheduler/submit",
-        {
-            "account_id": "account_main",
-            "symbol": "BTC/USDT:USDT",
-            "side": "buy",
-            "order_type": "market",
-            "amount": 0.002,
-        },
-        token,
-    )
-    assert status == 201
+    order = submit(LiveClient(live_server.url, token), amount=Decimal("0.002"))
 
-    row = page.locator(f'#orders-body tr[data-id="{body["request_id"]}"]')
+    row = page.locator(f'#orders-body tr[data-id="{order.request_id}"]')
     row.wait_for(timeout=REFRESH_TIMEOUT_MS)
     assert row.locator(".status").inner_text() == "Queued"
     assert page.evaluate("window.notReloaded") is True
@@ -630,25 +619,13 @@ def test_it_shows_a_new_order_and_a_status_change_within_half_a_second(live_serv
     for _ in range(7):
         result = {}
 
-        def submit(result=result):
-            status, body = post_json(
-                f"{live_server.url}/api/order-scheduler/submit",
-                {
-                    "account_id": "account_main",
-                    "symbol": "BTC/USDT:USDT",
-                    "side": "buy",
-                    "order_type": "market",
-                    "amount": 0.002,
-                },
-                token,
-            )
-            assert status == 201
-            result["id"] = body["request_id"]
+        def submit_one(result=result):
+            result["id"] = submit(LiveClient(live_server.url, token), amount=Decimal("0.002")).request_id
 
         # The row's key is known only once submit answers; wait for any new queued row.
         before = set(page.evaluate("() => Object.keys(window.rowSeen)"))
         started = time.time() * 1000
-        submit()
+        submit_one()
         key = f"{result['id']}:queued"
         page.wait_for_function(f"() => window.rowSeen[{json.dumps(key)}]", timeout=5_000)
         assert key not in before
