@@ -197,7 +197,7 @@ def output_dir(request) -> Path:
 @pytest.fixture
 def checked_api(api):
     """`api`, but every JSON response must validate against the published OpenAPI schema."""
-    from tests.api_helpers import CheckedClient, published_schema
+    from tests.helpers import CheckedClient, published_schema
 
     return CheckedClient(api, published_schema(api))
 

@@ -1,4 +1,4 @@
-"""schemathesis hooks for tests/test_schema.py (loaded through SCHEMATHESIS_HOOKS).
+"""schemathesis hooks for tests/api/test_schema.py (loaded through SCHEMATHESIS_HOOKS).
 
 The schema says what an account id looks like; which accounts exist is configuration,
 not schema. So a well-formed account id that schemathesis makes up is swapped for one of

@@ -13,9 +13,9 @@ from django.db import connection
 
 from orders.models import Account, Order, OrderStatus
 from orders.services import drain, notifications, tracking
-from orders.services.submit import order_submit
 from tests.fakes.okx import FakeOKX
 from tests.fakes.telegram import FakeTelegram
+from tests.helpers import submit
 
 MARK = "ZZSECRETZZ"
 KEY, SECRET, PASSPHRASE = f"key-{MARK}-1", f"secret-{MARK}-2", f"pass-{MARK}-3"
@@ -59,9 +59,9 @@ def test_it_never_lets_a_secret_out(world, api, admin_user, client, caplog, sett
     item = {"symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market", "amount": Decimal("0.001")}
     settings.ORDER_SCHEDULER = {**settings.ORDER_SCHEDULER, "BATCH_SIZE": 1}  # one order per request
     okx.inject("insufficient_funds", path_suffix="trade/batch-orders", times=1)  # meets the first order sent
-    refused = order_submit(items=[{**item, "account_id": "okx_good"}]).orders[0]
-    good = order_submit(items=[{**item, "account_id": "okx_good"}]).orders[0]
-    wrong = order_submit(items=[{**item, "account_id": "okx_wrong"}]).orders[0]
+    refused = submit(account="okx_good")
+    good = submit(account="okx_good")
+    wrong = submit(account="okx_wrong")
     drain.drain_account(account_id="okx_good")
     drain.drain_account(account_id="okx_wrong")
     tracking.track_open_orders(account_id="okx_good")

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from tests.api_helpers import make_order
+from tests.helpers import make_order
 
 pytestmark = pytest.mark.django_db
 PAGES = [

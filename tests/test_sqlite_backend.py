@@ -53,10 +53,9 @@ def test_it_releases_the_writer_lock_on_rollback(lock_file):
 
 
 def test_it_releases_the_writer_lock_when_the_connection_closes_mid_transaction(lock_file):
-    transaction.set_autocommit(False)
-    connection._start_transaction_under_autocommit()
-    assert not _free(lock_file)
-    connection.close()
+    with transaction.atomic():
+        assert not _free(lock_file)
+        connection.close()
     assert _free(lock_file)
 
 
