@@ -49,38 +49,38 @@ class PaperExchange:
         return result
 
     def place_orders(self, tickets: list[OrderTicket], *, deadline_ms: int) -> list:
-        """A batch, as one request: placed in turn in one write to the book, each with its
+        """A batch, as one request: one write to the book for all its orders, each with its
         own outcome (an Execution or the error a single placement would have raised),
         then one round trip of latency for them all."""
         started = time.time()
-        rows, results = [], []
         with transaction.atomic():
-            for ticket in tickets:
-                try:
-                    row = self._place(ticket, started=started, deadline_ms=deadline_ms)
-                except (FinalError, AmbiguousError, RetryableError) as exc:
-                    results.append(exc)
-                else:
-                    rows.append(row)
-                    results.append(row)
+            live = set(
+                self._book()
+                .filter(
+                    client_order_id__in=[t.client_order_id for t in tickets], state__in=("open", "partially_filled")
+                )
+                .values_list("client_order_id", flat=True)
+            )
+            results = [self._take(ticket, started=started, deadline_ms=deadline_ms, live=live) for ticket in tickets]
+            rows = PaperOrder.objects.bulk_create([row for row in results if isinstance(row, PaperOrder)])
         if self.latency:
             time.sleep(self.latency)
         if rows:
             PaperOrder.objects.filter(pk__in=[row.pk for row in rows]).update(finished=time.time())
         return [self._execution(result) if isinstance(result, PaperOrder) else result for result in results]
 
-    def _place(self, ticket: OrderTicket, *, started: float, deadline_ms: int) -> PaperOrder:
+    def _take(self, ticket: OrderTicket, *, started: float, deadline_ms: int, live: set) -> PaperOrder | Exception:
+        """The book's row for a placement it accepts, or the error it answers with."""
         if self.max_amount is not None and ticket.amount > self.max_amount:
-            raise FinalError(
+            return FinalError(
                 f"Insufficient balance: paper account allows at most {self.max_amount} per order",
                 code="paper_insufficient_funds",
             )
         if started * 1000 > deadline_ms:
-            raise RetryableError("Order expired (processed after its deadline); nothing was placed", code="50037")
-        if self._book().filter(client_order_id=ticket.client_order_id, state__in=("open", "partially_filled")).exists():
-            # OKX's 51016: an order with this id is live right now.
-            raise AmbiguousError("Duplicated client order id", code="51016")
-        return PaperOrder.objects.create(
+            return RetryableError("Order expired (processed after its deadline); nothing was placed", code="50037")
+        if ticket.client_order_id in live:
+            return AmbiguousError("Duplicated client order id", code="51016")  # OKX's 51016: live right now
+        return PaperOrder(
             account_id=self.account_id,
             client_order_id=ticket.client_order_id,
             exchange_order_id=f"P{os.getpid()}{int(started * 1000)}{next(_ids)}",
