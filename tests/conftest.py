@@ -22,8 +22,8 @@ OUTPUT_DIR = BASE_DIR / "test-output"
 
 
 def _outside_repository(path: str) -> bool:
-    """A path the suite must not read: beside the checkout (a sibling folder such as
-    shared/) or in the home directory, other than the Python installation and pytest's
+    """A path the suite must not read: beside the checkout (a sibling folder) or in
+    the home directory, other than the Python installation and pytest's
     temporary folders."""
     resolved = os.path.realpath(path)
 
@@ -43,7 +43,7 @@ def _outside_repository(path: str) -> bool:
 
 def _standalone_guard(event: str, args: tuple) -> None:
     # A fresh clone must pass with nothing beside it: opening a file outside the
-    # repository (the seed's shared/ folder, a home directory) fails the test that did.
+    # repository (a sibling folder, a home directory) fails the test that did.
     if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
         path = os.fsdecode(args[0])
         if os.path.isabs(path) and _outside_repository(path):

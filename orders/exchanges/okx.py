@@ -142,7 +142,7 @@ class OkxExchange:
             "password": self._secrets[2],
             "timeout": int(self.timeout_seconds * 1000),
             # OKX's own limits pace placements (orders.services.pacing); ccxt's generic
-            # throttle (one request per 110 ms) would cap an account at 9 orders a second.
+            # throttle (a fixed gap between any two requests) would cap an account far below them.
             "enableRateLimit": False,
             "options": {
                 "fetchMarkets": {"types": list(options.get("market_types", ["spot", "swap"]))},

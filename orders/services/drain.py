@@ -359,12 +359,10 @@ def _send(drain: _Drain, orders: list[Order], *, claim: bool) -> list[Order]:
     stays processing with `sent` false (refused: nothing placed, may be sent again).
     Raises _Stop when the account had to be paused or the lease is lost."""
     exchange = drain.exchange
-    budget = settings.ORDER_SCHEDULER["PLACE_DEADLINE_SECONDS"]
-    margin = settings.ORDER_SCHEDULER["CLOCK_MARGIN_SECONDS"]
     try:
         refresh_markets(account=drain.account, exchange=exchange)
         _wait_for_budget(drain, orders)
-        deadline_ms = exchange.exchange_time_ms() + int(budget * 1000)
+        deadline_ms = exchange.exchange_time_ms() + int(settings.ORDER_SCHEDULER["PLACE_DEADLINE_SECONDS"] * 1000)
     except (RetryableError, FinalError) as exc:  # before anything was sent
         if claim:
             orders = transitions.claim(orders, actor=transitions.WORKER, extra=_not_expired())
@@ -373,12 +371,24 @@ def _send(drain: _Drain, orders: list[Order], *, claim: bool) -> list[Order]:
         else:
             _final(drain, [(order, exc) for order in orders])
         return orders
-    deadline_at = reconcile.deadline_from_ms(deadline_ms)
     was_sent = {order.pk: order.sent for order in orders}
-    # The deadline is committed before the request leaves, in the transaction that
-    # claims the orders and checks the lease outlives it: a stalled holder whose lease
-    # ran out sends nothing.
-    lease_holds = Account.objects.filter(pk=drain.account.pk).filter(held_for(budget + margin, owner=drain.lease.owner))
+    orders = _commit_deadline(drain, orders, deadline_at=reconcile.deadline_from_ms(deadline_ms), claim=claim)
+    if not orders:
+        return []
+    results = _request(drain, orders, deadline_ms)
+    _record_results(drain, orders, results, was_sent)
+    return orders
+
+
+def _commit_deadline(drain: _Drain, orders: list[Order], *, deadline_at, claim: bool) -> list[Order]:
+    """Commit the request's deadline on its orders, in the transaction that claims them
+    (when `claim`) and checks that the lease outlives the deadline plus the clock
+    margin, right before the request leaves: a stalled holder whose lease ran out sends
+    nothing. Returns the orders that may be sent now ([] to look again: the lease was
+    short of the deadline and is renewed, or they were cancelled or expired meanwhile);
+    raises _Stop when the lease is lost."""
+    outlives = settings.ORDER_SCHEDULER["PLACE_DEADLINE_SECONDS"] + settings.ORDER_SCHEDULER["CLOCK_MARGIN_SECONDS"]
+    lease_holds = Account.objects.filter(pk=drain.account.pk).filter(held_for(outlives, owner=drain.lease.owner))
     if claim:
         # Queued orders are claimed and their deadline committed by one UPDATE; a fresh
         # order has had no send, so this is its first attempt.
@@ -391,7 +401,7 @@ def _send(drain: _Drain, orders: list[Order], *, claim: bool) -> list[Order]:
             sent=True,
             attempts=1,
         )
-        short = not orders and not drain.lease.holds_for(budget + margin) if wanted else False
+        short = not orders and not drain.lease.holds_for(outlives) if wanted else False
     else:
         with transaction.atomic():
             committed = (
@@ -408,28 +418,30 @@ def _send(drain: _Drain, orders: list[Order], *, claim: bool) -> list[Order]:
     if short:
         if not drain.lease.renew():
             raise _Stop()
-        return []  # the lease was short of the deadline: renewed, the next pass sends
-    if not orders:
         return []
-    drain.lease.busy_until = time.monotonic() + budget + margin
+    return orders
+
+
+def _request(drain: _Drain, orders: list[Order], deadline_ms: int) -> list:
+    """The placement request itself: each order's Execution or error. Until every order
+    has its answer the lease is never released early (Lease.busy_until)."""
+    config = settings.ORDER_SCHEDULER
+    drain.lease.busy_until = time.monotonic() + config["PLACE_DEADLINE_SECONDS"] + config["CLOCK_MARGIN_SECONDS"]
     tickets = [reconcile.ticket_for(order) for order in orders]
     drain.budget.spend([order.symbol for order in orders])
     try:
         if len(orders) == 1:
-            results = [_one(exchange, tickets[0], deadline_ms)]
+            results = [_one(drain.exchange, tickets[0], deadline_ms)]
         else:
-            results = exchange.place_orders(tickets, deadline_ms=deadline_ms)
-    except RetryableError as exc:  # the request as a whole placed nothing
-        results = [exc] * len(orders)
-    except (FinalError, AmbiguousError) as exc:
+            results = drain.exchange.place_orders(tickets, deadline_ms=deadline_ms)
+    except (RetryableError, FinalError, AmbiguousError) as exc:  # the request as a whole
         results = [exc] * len(orders)
     except Exception as exc:  # an adapter bug or an unmapped library error: it may have been placed
         logger.exception("orders %s: unexpected error from the exchange adapter", orders[0].request_id)
         results = [AmbiguousError(f"Unexpected error: {type(exc).__name__}", code="unexpected")] * len(orders)
     if not any(isinstance(result, AmbiguousError) for result in results):
         drain.lease.busy_until = -math.inf  # every member has its answer
-    _record_results(drain, orders, results, was_sent)
-    return orders
+    return results
 
 
 def _one(exchange: Exchange, ticket, deadline_ms: int):

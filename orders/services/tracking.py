@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 UNSETTLED_STATES = ("submitted", *RESTING_STATES)  # fill details still to come
 TRACK_BATCH = 100
 # Fills of freshly placed orders are asked for at most this often (seconds): each look-up
-# costs a few requests and about 10 ms of CPU however many orders it settles.
+# costs a few requests and some CPU, however many orders it settles.
 TRACK_SOON = 1.0
 
 

@@ -175,8 +175,9 @@ def test_it_finishes_an_order_exactly_once_after_its_worker_is_killed_mid_order(
 
 
 def test_it_keeps_executing_after_an_idle_worker_is_killed(live_server, service_factory, tmp_path):
-    # FIELD-NOTES: killing an idle django-q2 worker can freeze the whole cluster; the
-    # supervisor must notice that orders wait with none started, and restart it.
+    # Killing an idle django-q2 worker can freeze the whole cluster (django-q2's own
+    # behaviour); the supervisor must notice that orders wait with none started, and
+    # restart it.
     accounts_file = write_accounts(tmp_path / "accounts.json", latency_ms=0)
     sync_accounts(path=accounts_file)
     api = Api(live_server.url)
