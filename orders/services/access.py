@@ -209,7 +209,7 @@ def token_revoke(*, username: str, actor: str = "") -> bool:
     with transaction.atomic():
         deleted, _ = Token.objects.filter(user=user).delete()
         audit_record(
-            action="token_revoked", user=user, source=actor, target=username, changes={"had_token": bool(deleted)}
+            action="token_revoked", user=user, source=actor, target=username, changes={"revoked": bool(deleted)}
         )
     return bool(deleted)
 

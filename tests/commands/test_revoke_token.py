@@ -42,6 +42,7 @@ def test_it_revokes_the_token_which_the_api_then_refuses(alice):
     assert status_with(key) == 401
     event = AuditEvent.objects.get(action="token_revoked")
     assert (event.target, event.source) == ("alice", "command:revoke_token")
+    assert event.changes == {"revoked": True}  # a key without "token": not masked as a secret
 
 
 def test_it_rotates_the_token_and_prints_the_new_one_once(alice):
