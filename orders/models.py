@@ -6,6 +6,7 @@ conditional UPDATE on the current status.
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 
@@ -305,6 +306,13 @@ class Control(models.Model):
 
     def __str__(self) -> str:
         return "trading paused" if self.trading_paused else "trading on"
+
+
+def tradable() -> Q:
+    """Accounts that may send orders now: enabled, configured, not paused, and all
+    trading not paused. The one statement of that rule, as a condition on Account (the
+    drainer, recovery, resume, the supervisor's stall check and the start-up message)."""
+    return Q(enabled=True, paused=False, config_error="") & ~Exists(Control.objects.filter(trading_paused=True))
 
 
 class AuditEvent(models.Model):

@@ -8,10 +8,10 @@ order, whatever is queued stays queued, and new submits are held as queued or re
 from django.conf import settings
 from django.db import transaction
 
-from orders.models import Account
+from orders.models import Account, tradable
 from orders.services import access, transitions
 from orders.services.audit import audit_record
-from orders.services.drain import tradable, wake_account
+from orders.services.drain import wake_account
 from orders.services.errors import NotFound
 
 

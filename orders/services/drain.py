@@ -40,7 +40,7 @@ from orders.exchanges.base import (
     NotPlacedError,
     RetryableError,
 )
-from orders.models import Account, Control, Order, OrderStatus
+from orders.models import Account, Control, Order, OrderStatus, tradable
 from orders.services import reconcile, transitions
 from orders.services.lease import Lease, held_for, new_lease_owner
 from orders.services.markets import refresh_markets
@@ -95,12 +95,6 @@ def wake_idle_accounts(account_ids) -> None:
     for account_id in account_ids:
         if account_id not in held:
             wake_account(account_id)
-
-
-def tradable() -> Q:
-    """Accounts that may send orders now: enabled, configured, not paused, and all
-    trading not paused. The one statement of that rule, as a condition on Account."""
-    return Q(enabled=True, paused=False, config_error="") & ~Exists(Control.objects.filter(trading_paused=True))
 
 
 def account_can_trade(account_id: str) -> bool:

@@ -34,7 +34,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Min, Q, V
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from orders.models import Account, Notification, NotificationChannel, NotificationEvent, Order, OrderStatus
+from orders.models import Account, Notification, NotificationChannel, NotificationEvent, Order, OrderStatus, tradable
 from orders.telegram import BotConfig, TelegramError, bot_config, send_message
 
 logger = logging.getLogger("orders.events")
@@ -184,7 +184,7 @@ def scheduler_started() -> Notification | None:
         logger.info("Telegram notifications enabled via %s: %s", host, levels)
     event = NotificationEvent.SCHEDULER_STARTED
     accounts = Account.objects.filter(in_config=True)
-    ready = accounts.filter(enabled=True, paused=False, config_error="").count()
+    ready = accounts.filter(tradable()).count()
     lines = [
         _heading(event, "Scheduler started", socket.gethostname()),
         _esc(f"{ready} of {accounts.count()} accounts ready · {_queue_counts()}"),

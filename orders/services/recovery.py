@@ -7,9 +7,9 @@ dropped a task), ask for fills still owed, and write journal lines a crash left 
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from orders.models import Account, Order, OrderStatus
+from orders.models import Account, Order, OrderStatus, tradable
 from orders.services import transitions
-from orders.services.drain import tradable, wake_account
+from orders.services.drain import wake_account
 from orders.services.tracking import schedule_tracking
 
 NEVER_SENT = "Not started before its expiry time; never sent to the exchange."
