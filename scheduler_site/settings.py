@@ -242,7 +242,7 @@ ORDER_SCHEDULER = {
     # archive_logs schedule (and by `manage.py archive_logs` without --older-than).
     "ARCHIVE_DAYS": env_int("ORDER_SCHEDULER_ARCHIVE_DAYS", 7, minimum=0),
     # Today's queue-wait and execution percentiles are taken over the latest this many
-    # started orders (all of them on a quieter day); see orders.selectors.durations.
+    # started orders (all of them on a quieter day); see orders.selectors.stats.durations.
     "DURATION_SAMPLE": env_int("ORDER_SCHEDULER_DURATION_SAMPLE", 2000, minimum=10, maximum=1_000_000),
     # Open event streams each web process holds (one gunicorn thread each, beside the
     # API's 4); past it a stream is refused with a 503 (orders.services.stream).

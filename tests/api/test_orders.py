@@ -141,7 +141,7 @@ def test_it_searches_request_ids_exchange_ids_and_client_ids_by_whole_id_or_pref
 
 
 def test_it_refuses_a_search_that_matches_too_many_orders(checked_api, accounts, monkeypatch):
-    monkeypatch.setattr(selectors, "SEARCH_MAX_MATCHES", 2)
+    monkeypatch.setattr(selectors.history, "SEARCH_MAX_MATCHES", 2)
     for n in range(3):
         make_order(created_at=T0, request_id=f"ORD_X{n}")
 
@@ -303,7 +303,7 @@ def test_it_counts_an_id_search_within_the_users_accounts_only(accounts, monkeyp
 
     from tests.conftest import user_with_role
 
-    monkeypatch.setattr(selectors, "SEARCH_MAX_MATCHES", 3)
+    monkeypatch.setattr(selectors.history, "SEARCH_MAX_MATCHES", 3)
     for n in range(4):
         make_order(created_at=T0, account="account_poit_main", request_id=f"ORD_LEAK{n}")
     own = make_order(created_at=T0, account="account_main", request_id="ORD_LEAK9")

@@ -179,7 +179,7 @@ def test_it_refuses_a_bad_query_with_a_message_per_field(api, history, params, f
 
 
 def test_it_refuses_a_search_too_broad_to_read_from_an_index(api, history, monkeypatch):
-    monkeypatch.setattr("orders.selectors.SEARCH_MAX_MATCHES", 10)
+    monkeypatch.setattr("orders.selectors.history.SEARCH_MAX_MATCHES", 10)
 
     response = api.get(URL, {"q": "ORD_"}, HTTP_ACCEPT="application/json")
 
