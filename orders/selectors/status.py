@@ -7,7 +7,7 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus
+from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus, tradable
 from orders.selectors.stats import day_summary
 from orders.services import access
 from orders.services.accounts import insecure_endpoint
@@ -29,17 +29,12 @@ def cluster_status() -> dict:
 
 
 def cluster_stalled(*, seconds: float) -> bool:
-    """True when orders that could run have waited longer than `seconds` on accounts
-    nobody holds, and no order at all has started in that time: the workers are not
+    """True when orders that could run have waited longer than `seconds` on accounts that
+    may trade (not during a pause, of one account or the desk) and nobody holds, and no order at all has started in that time: the workers are not
     taking work (e.g. a django-q2 cluster frozen by a killed worker)."""
     cutoff = timezone.now() - timedelta(seconds=seconds)
-    waiting = Order.objects.filter(
-        status=OrderStatus.QUEUED,
-        created_at__lt=cutoff,
-        account__enabled=True,
-        account__paused=False,
-        account__config_error="",
-    ).filter(Q(account__lease_until__isnull=True) | Q(account__lease_until__lt=Now()))
+    idle = Account.objects.filter(tradable()).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=Now()))
+    waiting = Order.objects.filter(status=OrderStatus.QUEUED, created_at__lt=cutoff, account__in=idle)
     return waiting.exists() and not Order.objects.filter(started_at__gte=cutoff).exists()
 
 
