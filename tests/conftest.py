@@ -65,6 +65,16 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.05, message: str 
         time.sleep(interval)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_wake_socket_left(django_db_setup):
+    """The task queue's wake-up socket of this run's clusters (their queue is named after
+    the run) goes with the run, instead of piling up beside the test database."""
+    yield
+    from scheduler_site.taskqueue import wake_path
+
+    Path(wake_path()).unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def journal_dir(settings, tmp_path) -> Path:
     """Each test gets its own journal directory (service subprocesses inherit it)."""
