@@ -31,17 +31,8 @@ sys.path.insert(0, str(BASE_DIR))
 
 from bench import read  # noqa: E402  (sets up Django on the read benchmark's database)
 from bench.common import WebServer  # noqa: E402
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 TIMINGS = """() => {
   const nav = performance.getEntriesByType('navigation')[0];
   const drawn = performance.getEntriesByName('dashboard-drawn')[0];

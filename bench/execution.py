@@ -27,9 +27,7 @@ import http.client
 import json
 import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BASE_DIR, bench_env, free_port, percentile, prepare_database  # noqa: E402
+from bench.common import Service, bench_env, percentile, prepare_database  # noqa: E402
 from tests.fakes.okx import FakeOKX  # noqa: E402
 
 LATENCY = 0.05
@@ -118,48 +116,6 @@ def versions(backend: Backend) -> str:
 
 
 # --- the service --------------------------------------------------------------------------
-
-
-class Service:
-    """`manage.py serve` (web + cluster + supervisor) as a subprocess."""
-
-    def __init__(self, env: dict, *, workers: int, log_path: Path):
-        self.port = free_port()
-        self.workers = workers
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(BASE_DIR / "manage.py"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=BASE_DIR, env={**env, "Q_WORKERS": str(workers)}, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        from orders.selectors import cluster_status
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"serve exited with {self.proc.returncode}; see {log_path}")
-            if cluster_status()["workers"] >= workers and self._healthy():
-                return
-            time.sleep(0.1)
-        raise SystemExit(f"serve did not start within 60 s; see {log_path}")
-
-    def _healthy(self) -> bool:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            conn.request("GET", "/healthz")
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 # --- memory -------------------------------------------------------------------------------

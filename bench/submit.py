@@ -18,24 +18,19 @@ SQLite's write lock and held it (bench/locktrace.py; it slows the service a litt
 """
 
 import argparse
-import http.client
 import os
 import platform
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    BASE_DIR,
+    Service,
     WebServer,
     bench_env,
-    free_port,
     median,
     percentile,
     prepare_database,
@@ -53,48 +48,6 @@ def order(n: int) -> dict:
         "amount": 0.001,
         "strategy_name": f"bench_{n % 10}",
     }
-
-
-class Service:
-    """`manage.py serve` with its defaults (web + cluster + supervisor) on a free port."""
-
-    def __init__(self, env: dict, log_path: Path):
-        self.port = free_port()
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(BASE_DIR / "manage.py"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        from django.conf import settings
-
-        from orders.selectors import cluster_status
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"serve exited with {self.proc.returncode}; see {log_path}")
-            if cluster_status()["workers"] >= settings.Q_WORKERS and self._healthy():
-                return
-            time.sleep(0.1)
-        raise SystemExit(f"serve did not start within 60 s; see {log_path}")
-
-    def _healthy(self) -> bool:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            conn.request("GET", "/healthz")
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 def _tree(root: int) -> list[int]:
@@ -194,7 +147,7 @@ def main() -> None:
         server = WebServer(env)
         stack = "gunicorn 2 workers x 4 threads alone (no cluster)"
     else:
-        server = Service(env, workdir / "serve.log")
+        server = Service(env, workers=settings.Q_WORKERS, log_path=workdir / "serve.log")
         stack = (
             f"manage.py serve defaults: gunicorn {settings.WEB_CONCURRENCY} workers + django-q2 cluster "
             f"({settings.Q_WORKERS} workers, {'Redis' if settings.REDIS_URL else 'ORM'} broker) + supervisor"

@@ -24,6 +24,19 @@ from orders.models import Order, OrderStatus
 from orders.services.submit import client_order_id_for
 from tests.conftest import CONTRACT_DIR
 
+# Debian's Chromium, driven by Playwright (no browser download): the dashboard's browser
+# tests and bench/dashboard.py.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
 _numbers = itertools.count(1)
 
 

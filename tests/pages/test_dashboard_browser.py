@@ -24,20 +24,10 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import Order, OrderStatus
 from tests.conftest import user_with_role, wait_for
-from tests.helpers import LiveClient, free_port, make_order, submit
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, LiveClient, free_port, make_order, submit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 DRAWN = "() => performance.getEntriesByName('dashboard-drawn').length > 0"
 REFRESH_TIMEOUT_MS = 12_000  # one 5 s refresh, with room for a busy machine
 
