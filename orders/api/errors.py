@@ -8,7 +8,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from orders import selectors
 from orders.services import errors
+from orders.services.exports import ExportTooLarge
 
 # Most specific first: the first class the error is an instance of decides (a settlement
 # of an order nobody may see is a NotFound before it is a Conflict).
@@ -35,8 +37,30 @@ def domain_error_response(exc: Exception) -> Response | None:
     return error_response(exc.message, exc.errors, status_code=code)
 
 
+class InvalidQuery(Exception):
+    """Query parameters that do not validate: `errors` per parameter."""
+
+    def __init__(self, errors):
+        super().__init__("Invalid query")
+        self.errors = errors
+
+
+def query_error_response(exc: Exception) -> Response | None:
+    """The answer to a read the query parameters make impossible, or None: 400 per
+    parameter, 403 for an account the user may not see, 400 for an export too large."""
+    if isinstance(exc, InvalidQuery):
+        return error_response("Invalid query", exc.errors)
+    if isinstance(exc, selectors.AccountHidden):
+        return error_response(exc.message, status_code=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, selectors.QueryError):
+        return error_response("Invalid query", {exc.field: [exc.message]})
+    if isinstance(exc, ExportTooLarge):
+        return error_response(exc.title, {"non_field_errors": [str(exc)]})
+    return None
+
+
 def exception_handler(exc, context):
-    if (refused := domain_error_response(exc)) is not None:
+    if (refused := domain_error_response(exc) or query_error_response(exc)) is not None:
         return refused
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from orders import selectors
 from orders.api import schema
-from orders.api.errors import error_response
+from orders.api.errors import InvalidQuery, error_response
 from orders.api.permissions import CanOperate, CanTrade, CanView, ScopedThrottle, SubmitRateThrottle
 from orders.api.serializers import (
     IDEMPOTENCY_KEY_RE,
@@ -30,11 +30,10 @@ from orders.api.serializers import (
 )
 from orders.representation import OrderSerializer, order_data
 from orders.selectors import status_for
-from orders.services.access import allowed_account_ids
 from orders.services.audit import client_address
 from orders.services.controls import pause, resume
 from orders.services.errors import NotFound
-from orders.services.exports import ExportTooLarge, orders_csv, orders_xlsx
+from orders.services.exports import orders_csv, orders_xlsx
 from orders.services.lifecycle import order_cancel, order_retry
 from orders.services.reconcile import order_settle
 from orders.services.stream import Scope, StreamBusy, open_stream
@@ -163,18 +162,12 @@ class OrdersView(APIView):
         },
     )
     def get(self, request):
-        query = OrdersQuerySerializer(data=request.query_params)
-        filters = order_filters(request, query)
-        if isinstance(filters, Response):
-            return filters
-        try:
-            page = selectors.order_history(
-                filters=filters,
-                limit=query.validated_data["limit"],
-                after=query.validated_data.get("cursor"),
-            )
-        except selectors.QueryError as exc:
-            return error_response("Invalid query", {exc.field: [exc.message]})
+        query = _query(OrdersQuerySerializer, request)
+        page = selectors.order_history(
+            filters=selectors.visible_filters(query.filters(), user=request.user),
+            limit=query.validated_data["limit"],
+            after=query.validated_data.get("cursor"),
+        )
         orders = OrderSerializer(page.orders, many=True).data
         return Response(
             {
@@ -211,16 +204,12 @@ class OrdersCsvView(APIView):
         },
     )
     def get(self, request):
-        query = OrdersCsvQuerySerializer(data=request.query_params)
-        filters = order_filters(request, query)
-        if isinstance(filters, Response):
-            return filters
-        try:
-            if refused := export_too_large(filters):
-                return refused
-            lines = orders_csv(filters=filters, bom=query.validated_data["bom"])
-        except selectors.QueryError as exc:
-            return error_response("Invalid query", {exc.field: [exc.message]})
+        query = _query(OrdersCsvQuerySerializer, request)
+        lines = orders_csv(
+            filters=selectors.visible_filters(query.filters(), user=request.user),
+            bom=query.validated_data["bom"],
+            max_rows=settings.ORDER_SCHEDULER["EXPORT_MAX_ROWS"],
+        )
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         return _download(response, "csv")
 
@@ -247,26 +236,27 @@ class OrdersXlsxView(APIView):
         },
     )
     def get(self, request):
-        query = OrdersExportQuerySerializer(data=request.query_params)
-        filters = order_filters(request, query)
-        if isinstance(filters, Response):
-            return filters
+        query = _query(OrdersExportQuerySerializer, request)
+        filters = selectors.visible_filters(query.filters(), user=request.user)
         # A workbook is a zip: complete only at the end. It is built in a temporary file
         # (constant memory) and streamed from there; the file is gone once closed.
         out = tempfile.TemporaryFile()
         try:
-            if refused := export_too_large(filters):
-                out.close()
-                return refused
-            orders_xlsx(filters=filters, out=out)
-        except selectors.QueryError as exc:
+            orders_xlsx(filters=filters, out=out, max_rows=settings.ORDER_SCHEDULER["EXPORT_MAX_ROWS"])
+        except BaseException:
             out.close()
-            return error_response("Invalid query", {exc.field: [exc.message]})
-        except ExportTooLarge as exc:
-            out.close()
-            return error_response("Invalid query", {"non_field_errors": [str(exc)]})
+            raise
         out.seek(0)
         return _download(FileResponse(out, content_type=XLSX), "xlsx")
+
+
+def _query(serializer_class, request):
+    """The request's query parameters, validated by `serializer_class`; raises
+    InvalidQuery (a 400 naming each parameter at fault)."""
+    query = serializer_class(data=request.query_params)
+    if not query.is_valid():
+        raise InvalidQuery(query.errors)
+    return query
 
 
 def _download(response, extension: str):
@@ -316,19 +306,14 @@ class EventsView(APIView):
         },
     )
     def get(self, request):
-        query = EventsQuerySerializer(data=request.query_params)
-        if not query.is_valid():
-            return error_response("Invalid query", query.errors)
-        data = query.validated_data
+        data = _query(EventsQuerySerializer, request).validated_data
         since = data.get("since")
         header = request.headers.get("Last-Event-ID", "").strip()
         if header:
             if not header.isascii() or not header.isdigit() or len(header) > 19:
                 return error_response("Invalid request", {"Last-Event-ID": ["An event id: a whole number."]})
             since = int(header)
-        allowed = allowed_account_ids(request.user)
-        if refused := _foreign_account(allowed, data.get("account")):
-            return refused
+        allowed = selectors.visible_accounts(data.get("account"), user=request.user)
         scope = Scope(
             allowed=None if allowed is None else frozenset(allowed),
             account=data.get("account"),
@@ -345,30 +330,6 @@ class EventsView(APIView):
         response["Cache-Control"] = "no-cache, no-store"
         response["X-Accel-Buffering"] = "no"  # nginx: pass each frame on at once
         return response
-
-
-def export_too_large(filters: selectors.OrderFilters) -> Response | None:
-    """A 400 when more orders match than one export may carry (counted up to the cap
-    plus one, so the check costs at most the cap's index entries)."""
-    cap = settings.ORDER_SCHEDULER["EXPORT_MAX_ROWS"]
-    if selectors.filtered_orders(filters)[: cap + 1].count() <= cap:
-        return None
-    message = (
-        f"More than {cap} orders match; narrow the export with since and until (a day or a week at a time), "
-        "account, status, strategy or symbol, or use `manage.py export_orders` on the server."
-    )
-    return error_response("Export too large", {"non_field_errors": [message]})
-
-
-def order_filters(request, query: OrdersQuerySerializer) -> selectors.OrderFilters | Response:
-    """The validated filters of an order list query, limited to the user's accounts, or
-    the error response (400 for a bad query, 403 for another user's account)."""
-    if not query.is_valid():
-        return error_response("Invalid query", query.errors)
-    try:
-        return selectors.visible_filters(query.filters(), user=request.user)
-    except selectors.AccountHidden as exc:
-        return error_response(exc.message, status_code=status.HTTP_403_FORBIDDEN)
 
 
 class OrderDetailView(APIView):
@@ -407,22 +368,9 @@ class StatsView(APIView):
         },
     )
     def get(self, request):
-        query = StatsQuerySerializer(data=request.query_params)
-        if not query.is_valid():
-            return error_response("Invalid query", query.errors)
-        allowed = allowed_account_ids(request.user)
-        if refused := _foreign_account(allowed, query.validated_data.get("account")):
-            return refused
-        return Response({"success": True, "stats": selectors.statistics(**query.validated_data, accounts=allowed)})
-
-
-def _foreign_account(allowed: set[str] | None, account: str | None) -> Response | None:
-    """A 403 when a user restricted to some accounts asks for another one."""
-    try:
-        selectors.check_account_visible(account, allowed=allowed)
-    except selectors.AccountHidden as exc:
-        return error_response(exc.message, status_code=status.HTTP_403_FORBIDDEN)
-    return None
+        data = _query(StatsQuerySerializer, request).validated_data
+        allowed = selectors.visible_accounts(data.get("account"), user=request.user)
+        return Response({"success": True, "stats": selectors.statistics(**data, accounts=allowed)})
 
 
 class OrderActionView(APIView):

@@ -14,7 +14,6 @@ from orders.selectors.history import (
     AccountHidden,
     OrderFilters,
     OrderPage,
-    check_account_visible,
     decode_cursor,
     encode_cursor,
     filtered_orders,
@@ -22,6 +21,7 @@ from orders.selectors.history import (
     order_get,
     order_history,
     search,
+    visible_accounts,
     visible_filters,
 )
 from orders.selectors.stats import distinct_values, statistics
@@ -32,7 +32,7 @@ __all__ = [
     "OrderFilters",
     "OrderPage",
     "QueryError",
-    "check_account_visible",
+    "visible_accounts",
     "cluster_stalled",
     "cluster_status",
     "day_bounds",

@@ -51,18 +51,19 @@ class AccountHidden(QueryError):
     """A query naming an account the user may not see."""
 
 
-def check_account_visible(account: str | None, *, allowed: set[str] | None) -> None:
-    """Raises AccountHidden when a user limited to the accounts `allowed` (None: every
-    account) asks for another one: an empty answer would hide the mistake."""
+def visible_accounts(account: str | None, *, user) -> set[str] | None:
+    """The accounts `user` may see (None: every account), for a read that names `account`
+    (or none). Raises AccountHidden when it names one the user may not see."""
+    allowed = access.allowed_account_ids(user)
     if account and allowed is not None and account not in allowed:
-        raise AccountHidden("account", f"You may not see account '{account}'.")
+        raise AccountHidden("account", f"You may not see account '{account}'.")  # not an empty answer
+    return allowed
 
 
 def visible_filters(filters: OrderFilters, *, user) -> OrderFilters:
     """`filters` limited to the accounts `user` may see, for every reader of the order
     history (the API's list and exports, the dashboard). Raises AccountHidden."""
-    allowed = access.allowed_account_ids(user)
-    check_account_visible(filters.account, allowed=allowed)
+    allowed = visible_accounts(filters.account, user=user)
     return replace(filters, accounts=None if allowed is None else tuple(sorted(allowed)))
 
 

@@ -24,6 +24,14 @@ class ExportError(Exception):
     cannot format); its message is one readable line."""
 
 
+class ExportTooLarge(ExportError):
+    """More orders match than the export may carry; `title` heads the API's answer."""
+
+    def __init__(self, message: str, *, title: str = "Invalid query"):
+        super().__init__(message)
+        self.title = title
+
+
 def _record_plan() -> tuple[list[str], Callable[[tuple], dict]]:
     """The columns to read with values_list() and a function turning one such row into
     exactly what orders.representation.order_record() returns for the same order.
@@ -125,7 +133,9 @@ class _Line:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def order_table(*, filters: OrderFilters, chunk_size: int = 1000) -> tuple[list[str], Iterator[list]]:
+def order_table(
+    *, filters: OrderFilters, max_rows: int | None = None, chunk_size: int = 1000
+) -> tuple[list[str], Iterator[list]]:
     """The orders matching `filters` as a table: the API's field names, then one row per
     order, newest first, exactly the orders (and order) that paging through GET
     /api/order-scheduler/orders with the same filters shows, with the same values.
@@ -136,8 +146,15 @@ def order_table(*, filters: OrderFilters, chunk_size: int = 1000) -> tuple[list[
     a formula is quoted with '. Rows are read a keyset page at a time
     (orders.selectors.history_rows) and formatted without a serializer per order, so an
     export of any size runs in constant memory. The filters are checked when this is
-    called: a search matching too many orders raises orders.selectors.QueryError before
-    any row is produced."""
+    called: a search matching too many orders raises orders.selectors.QueryError, and
+    more than `max_rows` orders (a download's cap) ExportTooLarge, before any row is
+    produced (counted up to the cap plus one: at most the cap's index entries)."""
+    if max_rows is not None and filtered_orders(filters)[: max_rows + 1].count() > max_rows:
+        raise ExportTooLarge(
+            f"More than {max_rows} orders match; narrow the export with since and until (a day or a week at a "
+            "time), account, status, strategy or symbol, or use `manage.py export_orders` on the server.",
+            title="Export too large",
+        )
     columns, record = _record_plan()
     rows = history_rows(filters=filters, columns=columns, chunk_size=chunk_size)
     header = [name for name in OrderSerializer().fields if name not in NOT_RECORDED]
@@ -169,11 +186,13 @@ def _csv_text(value) -> str | int:
 UTF8_BOM = "\ufeff"
 
 
-def orders_csv(*, filters: OrderFilters, bom: bool = False, chunk_size: int = 1000) -> Iterator[str]:
+def orders_csv(
+    *, filters: OrderFilters, bom: bool = False, max_rows: int | None = None, chunk_size: int = 1000
+) -> Iterator[str]:
     """The order table (order_table) as CSV text, a line at a time. `bom` starts it with
     a UTF-8 byte order mark, which Excel needs to read the file as UTF-8 (Chinese
     strategy names) rather than the local code page."""
-    header, rows = order_table(filters=filters, chunk_size=chunk_size)
+    header, rows = order_table(filters=filters, max_rows=max_rows, chunk_size=chunk_size)
 
     def lines() -> Iterator[str]:
         writer = csv.writer(_Line(), lineterminator="\r\n")
@@ -197,11 +216,7 @@ def _xlsx_text(text: str, illegal) -> str:
     return clean
 
 
-class ExportTooLarge(ExportError):
-    pass
-
-
-def orders_xlsx(*, filters: OrderFilters, out: IO[bytes], chunk_size: int = 1000) -> int:
+def orders_xlsx(*, filters: OrderFilters, out: IO[bytes], max_rows: int | None = None, chunk_size: int = 1000) -> int:
     """The order table (order_table) as an Excel workbook written to `out` (a binary
     file), in openpyxl's write-only mode: rows go to a temporary file as they come, so
     memory stays flat whatever the count. Numbers stay numbers; text is the same text
@@ -210,7 +225,7 @@ def orders_xlsx(*, filters: OrderFilters, out: IO[bytes], chunk_size: int = 1000
     from openpyxl import Workbook
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    header, rows = order_table(filters=filters, chunk_size=chunk_size)
+    header, rows = order_table(filters=filters, max_rows=max_rows, chunk_size=chunk_size)
     book = Workbook(write_only=True)
     sheet = book.create_sheet("orders")
     sheet.freeze_panes = "A2"
