@@ -451,22 +451,35 @@ def _record_results(drain: _Drain, orders: list[Order], results: list, was_sent:
         # A portfolio-margin account takes a batch all or nothing: one refused member
         # refuses them all. Nothing was placed; each is sent again alone for its own verdict.
         drain.size = 1
-        results = [NotPlacedError(f"Batch refused as a whole: {results[0].message}", code="batch") for _ in orders]
-        pairs = list(zip(orders, results, strict=True))
+        refusal = NotPlacedError(f"Batch refused as a whole: {results[0].message}", code="batch")
+        pairs = [(order, refusal) for order in orders]
     _record_placed(drain, [(order, result) for order, result in pairs if isinstance(result, Execution)])
+    # A refusal of the whole request is one error for all its orders: held together.
+    held: dict[int, tuple[RetryableError, list[Order]]] = {}
     for order, result in pairs:
         if isinstance(result, RetryableError):
-            if not was_sent[order.pk]:
-                # Unless a later holder has sent it since (a new deadline): then it is theirs.
-                Order.objects.filter(pk=order.pk, deadline_at=order.deadline_at).update(sent=False)
-                order.sent = False
-            _refused(drain, [order], result)
+            held.setdefault(id(result), (result, []))[1].append(order)
         elif isinstance(result, AmbiguousError):
             drain.unclear[order.pk] = drain.unclear.get(order.pk, 0) + 1
             _unclear(order, result)
+    for exc, group in held.values():
+        fresh = [order for order in group if not was_sent[order.pk]]
+        # Unless a later holder has sent them since (a new deadline): then they are theirs.
+        _by_deadline(fresh).update(sent=False)
+        for order in fresh:
+            order.sent = False
+        _refused(drain, group, exc)
     refused = [(order, result) for order, result in pairs if isinstance(result, FinalError)]
     if refused:
         _final(drain, refused)
+
+
+def _by_deadline(orders: list[Order]):
+    """The orders' rows that still carry the deadline each was last sent with."""
+    condition = Q(pk__in=[])
+    for order in orders:
+        condition |= Q(pk=order.pk, deadline_at=order.deadline_at)
+    return Order.objects.filter(condition)
 
 
 def _record_placed(drain: _Drain, placed: list[tuple[Order, Execution]]) -> None:
@@ -499,7 +512,7 @@ def _look_up(drain: _Drain, orders: list[Order]) -> dict | str:
     except ExchangeError as exc:
         if exc.code in OUTAGE_CODES:
             outcome = "outage"
-            transitions.degrade_account(account_id=drain.account.pk, reason=f"Look-ups fail: {exc.message}")
+            _degrade(drain, f"Look-ups fail: {exc.message}")
         note = f"look-up failed: {exc.code} {exc.message}".strip()
     except Exception as exc:
         logger.exception("orders %s: unexpected error looking them up", orders[0].request_id)
@@ -514,13 +527,16 @@ def _refused(drain: _Drain, orders: list[Order], exc: ExchangeError) -> None:
     """Nothing was placed. An outage degrades the account; the orders are held."""
     logger.info("orders %s: refused before processing (%s), held", orders[0].request_id, exc.code)
     note = f"{exc.message} (held: sent again when the exchange takes it, until it expires)"
-    for order in orders:
-        Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING, deadline_at=order.deadline_at).update(
-            error_code=exc.code, error_message=note
-        )
+    _by_deadline(orders).filter(status=OrderStatus.PROCESSING).update(error_code=exc.code, error_message=note)
     if exc.code in OUTAGE_CODES:
-        transitions.degrade_account(account_id=drain.account.pk, reason=exc.message)
-        drain.account.degraded_since = drain.account.degraded_since or timezone.now()
+        _degrade(drain, exc.message)
+
+
+def _degrade(drain: _Drain, reason: str) -> None:
+    """The exchange cannot be reached: the account is degraded, and this drainer knows it
+    (the next placement recorded marks it recovered)."""
+    transitions.degrade_account(account_id=drain.account.pk, reason=reason)
+    drain.account.degraded_since = drain.account.degraded_since or timezone.now()
 
 
 def _final(drain: _Drain, refused: list[tuple[Order, FinalError]]) -> None:

@@ -63,3 +63,31 @@ def test_it_expires_an_unknown_order_absent_after_its_deadline_once_it_is_too_ol
     order.refresh_from_db()
     assert (order.status, order.error_code) == (OrderStatus.EXPIRED, "expired")
     assert not PaperOrder.objects.exists()
+
+
+def test_an_account_degraded_by_failing_look_ups_recovers_when_the_order_is_found(accounts, monkeypatch):
+    from orders.exchanges import get_exchange as exchange_of
+    from orders.exchanges.base import ExchangeError
+    from orders.exchanges.paper import PaperExchange
+    from orders.services.reconcile import ticket_for
+
+    order = submit()
+    account = Account.objects.get(pk="account_main")
+    exchange_of(account).place_order(ticket_for(order), deadline_ms=int(timezone.now().timestamp() * 1000) + 5000)
+    order = in_flight(order, deadline_in=5, status=OrderStatus.PROCESSING)
+    real, failures = PaperExchange.fetch_order, []
+
+    def unreachable_once(self, ticket):
+        if not failures:
+            failures.append(True)
+            raise ExchangeError("Connection refused", code="connect")
+        return real(self, ticket)
+
+    monkeypatch.setattr(PaperExchange, "fetch_order", unreachable_once)
+
+    drain.drain_account(account_id="account_main")
+
+    order.refresh_from_db()
+    assert failures and order.status == OrderStatus.SUCCESS
+    account.refresh_from_db()
+    assert account.degraded_since is None and account.degraded_reason == ""
