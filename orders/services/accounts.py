@@ -113,13 +113,14 @@ def _check_endpoint(hostname: str, base_url: str) -> None:
     allows another endpoint (the test fake, a self-hosted gateway). The URL is never
     echoed: it could carry credentials of its own."""
     if base_url:
+        message = '"base_url" must be an http(s) URL with a host and no credentials'
         try:
             parts = urlsplit(base_url)
             host = parts.hostname
         except ValueError:
-            host = None
+            raise ValueError(message) from None
         if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
-            raise ValueError('"base_url" must be an http(s) URL with a host and no credentials')
+            raise ValueError(message)
     if insecure_endpoint(hostname, base_url) and not settings.ORDER_SCHEDULER["ALLOW_INSECURE_BASE_URL"]:
         raise ValueError(
             f'"hostname" and "base_url" must be https on one of OKX\'s hosts ({", ".join(OKX_HOSTS)}); '

@@ -247,3 +247,17 @@ def test_it_exits_non_zero_in_strict_mode_when_an_account_has_a_problem(tmp_path
     assert result.stderr.strip().splitlines()[-1] == "CommandError: 1 account(s) have problems"
     # Strict mode still syncs the sound accounts; it only makes the problem fatal.
     assert set(Account.objects.values_list("pk", flat=True)) == {"account_main", "account_demo"}
+
+
+@pytest.mark.django_db
+def test_it_reports_a_base_url_that_is_no_url_and_syncs_the_others(tmp_path):
+    path = write_accounts(
+        tmp_path / "accounts.json",
+        {"id": "broken_url", "mode": "demo", "base_url": "http://[not-a-host"},
+        {"id": "good_one", "mode": "paper"},
+    )
+
+    out, err = sync("--file", path)
+
+    assert out == "synced 1 account(s): good_one\n"
+    assert err.splitlines() == ['account broken_url: "base_url" must be an http(s) URL with a host and no credentials']
