@@ -139,31 +139,31 @@ class AccountAdmin(ReadOnlyAdmin):
             }
         return _("free")
 
-    def _controllable(self, request, queryset) -> list[str]:
-        """The selected accounts, or none with an error message when any of them is not
-        the user's to pause or resume (the same rule as the API's, orders.services.access)."""
-        account_ids = list(queryset.values_list("pk", flat=True))
-        refused = [pk for pk in account_ids if not access.may_control(request.user, pk)]
-        if refused:
-            self.message_user(
-                request, _("You may not pause or resume %s; nothing was done.") % ", ".join(refused), messages.ERROR
-            )
-            return []
-        return account_ids
-
     @admin.action(description=_("Pause the selected accounts"), permissions=["operate"])
     def pause_accounts(self, request, queryset):
-        for account_id in self._controllable(request, queryset):
+        def pause(account_id: str) -> str:
             controls.pause(
                 account_id=account_id, reason="paused in the admin", user=request.user, source=client_address(request)
             )
-            self.message_user(request, _("Account %s paused.") % account_id, messages.SUCCESS)
+            return _("Account %s paused.") % account_id
+
+        self._each_account(request, queryset, pause)
 
     @admin.action(description=_("Resume the selected accounts"), permissions=["operate"])
     def resume_accounts(self, request, queryset):
-        for account_id in self._controllable(request, queryset):
+        def resume(account_id: str) -> str:
             controls.resume(account_id=account_id, user=request.user, source=client_address(request))
-            self.message_user(request, _("Account %s resumed.") % account_id, messages.SUCCESS)
+            return _("Account %s resumed.") % account_id
+
+        self._each_account(request, queryset, resume)
+
+    def _each_account(self, request, queryset, act) -> None:
+        """`act` on each selected account; the service decides who may (a refusal is shown)."""
+        for account_id in queryset.values_list("pk", flat=True):
+            try:
+                self.message_user(request, act(account_id), messages.SUCCESS)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
 
 
 class OrderActionForm(ActionForm):

@@ -85,6 +85,11 @@ class OrderFieldsSerializer(serializers.Serializer):
         return value
 
     def validate_request_id(self, value):
-        if value is not None and not REQUEST_ID_RE.match(value):
-            raise serializers.ValidationError("1 to 64 letters, digits or _ . : - only.")
-        return value
+        return request_id_checked(value)
+
+
+def request_id_checked(value: str | None) -> str | None:
+    """A client's request id, in the one form the API takes (None: none given)."""
+    if value is not None and not REQUEST_ID_RE.match(value):
+        raise serializers.ValidationError("1 to 64 letters, digits or _ . : - only.")
+    return value

@@ -28,7 +28,7 @@ class CanOperate(BasePermission):
         return access.user_can_operate(request.user)
 
 
-class SubmitRateThrottle(ScopedRateThrottle):
+class ScopedThrottle(ScopedRateThrottle):
     """Requests per user and view scope (submit, export, stats; the rates are in
     REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]), counted in the `throttle` cache (see
     settings.CACHES). Past the rate: 429 with Retry-After.
@@ -62,8 +62,3 @@ class SubmitRateThrottle(ScopedRateThrottle):
 
     def wait(self) -> float:
         return self.retry_after
-
-
-# The same counting for the expensive reads: one user's exports or statistics must not
-# take the web threads that trading calls need.
-ScopedThrottle = SubmitRateThrottle

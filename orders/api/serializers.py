@@ -10,13 +10,11 @@ from rest_framework import serializers
 
 from orders import selectors
 from orders.models import OrderStatus, OrderType, Side
-from orders.validation import REQUEST_ID_RE, OrderFieldsSerializer, StrictCharField
+from orders.services.accounts import ACCOUNT_ID_RE
+from orders.validation import REQUEST_ID_RE, OrderFieldsSerializer, StrictCharField, request_id_checked
 
 # Stored as "<user id>:<key>#<index>" in a 128-character column.
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
-
-
-ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class StrictBodySerializer(serializers.Serializer):
@@ -229,9 +227,7 @@ class EventsQuerySerializer(QueryParamsSerializer):
     )
 
     def validate_request_id(self, value):
-        if not REQUEST_ID_RE.match(value):
-            raise serializers.ValidationError("1 to 64 letters, digits or _ . : - only.")
-        return value
+        return request_id_checked(value)
 
 
 class SettleRequestSerializer(StrictBodySerializer):

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from orders import selectors
 from orders.api import schema
 from orders.api.errors import InvalidQuery, error_response
-from orders.api.permissions import CanOperate, CanTrade, CanView, ScopedThrottle, SubmitRateThrottle
+from orders.api.permissions import CanOperate, CanTrade, CanView, ScopedThrottle
 from orders.api.serializers import (
     IDEMPOTENCY_KEY_RE,
     ControlRequestSerializer,
@@ -46,7 +46,7 @@ AUTH_ERRORS = {401: schema.ErrorSerializer, 403: schema.ErrorSerializer}
 
 class SubmitView(APIView):
     permission_classes = [CanTrade]
-    throttle_classes = [SubmitRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "submit"
 
     @extend_schema(

@@ -86,14 +86,9 @@ def may_control(user, account_id: str | None) -> bool:
     An account needs the operate right and that account; all trading needs an operator
     who reaches every account (a limited admin must not stop, or restart, the whole desk).
     `None` as the user is the system (a management command run on the host)."""
-    if user is None:
-        return True
-    if not user_can_operate(user):
-        return False
-    allowed = allowed_account_ids(user)
-    if account_id is None:
-        return allowed is None
-    return allowed is None or account_id in allowed
+    if account_id is not None:
+        return may_operate_account(user, account_id)
+    return user is None or (user_can_operate(user) and allowed_account_ids(user) is None)
 
 
 def check_control(user, account_id: str | None, *, verb: str) -> None:

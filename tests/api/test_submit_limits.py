@@ -5,7 +5,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from orders.api.permissions import SubmitRateThrottle
+from orders.api.permissions import ScopedThrottle
 from orders.models import Order
 
 URL = "/api/order-scheduler/submit"
@@ -20,7 +20,7 @@ ORDER = {
 
 @pytest.mark.django_db
 def test_it_throttles_submits_per_user_with_retry_after(api, accounts, monkeypatch):
-    monkeypatch.setattr(SubmitRateThrottle, "THROTTLE_RATES", {"submit": "3/min"})
+    monkeypatch.setattr(ScopedThrottle, "THROTTLE_RATES", {"submit": "3/min"})
 
     codes = [api.post(URL, ORDER, format="json").status_code for _ in range(4)]
 
@@ -38,7 +38,7 @@ def test_it_throttles_each_user_separately(api, accounts, monkeypatch):
 
     from tests.conftest import user_with_role
 
-    monkeypatch.setattr(SubmitRateThrottle, "THROTTLE_RATES", {"submit": "1/min"})
+    monkeypatch.setattr(ScopedThrottle, "THROTTLE_RATES", {"submit": "1/min"})
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user_with_role('other')).key}")
 
