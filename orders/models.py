@@ -308,11 +308,13 @@ class Control(models.Model):
         return "trading paused" if self.trading_paused else "trading on"
 
 
-def tradable() -> Q:
+def tradable(prefix: str = "") -> Q:
     """Accounts that may send orders now: enabled, configured, not paused, and all
     trading not paused. The one statement of that rule, as a condition on Account (the
-    drainer, recovery, resume, the supervisor's stall check and the start-up message)."""
-    return Q(enabled=True, paused=False, config_error="") & ~Exists(Control.objects.filter(trading_paused=True))
+    drainer, recovery, resume, the supervisor's stall check and the start-up message),
+    or through a relation to it (`prefix`, e.g. "account__" on orders)."""
+    mine = Q(**{f"{prefix}enabled": True, f"{prefix}paused": False, f"{prefix}config_error": ""})
+    return mine & ~Exists(Control.objects.filter(trading_paused=True))
 
 
 class AuditEvent(models.Model):

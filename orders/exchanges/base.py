@@ -97,6 +97,12 @@ class Exchange(Protocol):
         exchange does not process it after that."""
         ...
 
+    def place_orders(self, tickets: list[OrderTicket], *, deadline_ms: int) -> list:
+        """Send several orders in one request with one deadline: each its own outcome
+        (an Execution, or the error place_order would have raised for it). Raises for
+        the request as a whole (RetryableError: nothing placed; AmbiguousError: any may be)."""
+        ...
+
     def exchange_time_ms(self) -> int:
         """The exchange's clock now, in unix ms (the local clock plus the offset last
         measured; the paper exchange: the local clock)."""

@@ -20,8 +20,8 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from orders.exchanges.base import AmbiguousError, Execution, FinalError, MarketInfo, OrderTicket, RetryableError
-from orders.models import Account, PaperOrder
+from orders.exchanges.base import AmbiguousError, Execution, FinalError, MarketInfo, NotPlacedError, OrderTicket
+from orders.models import RESTING_STATES, Account, PaperOrder
 
 _ids = itertools.count(1)
 
@@ -56,9 +56,7 @@ class PaperExchange:
         with transaction.atomic():
             live = set(
                 self._book()
-                .filter(
-                    client_order_id__in=[t.client_order_id for t in tickets], state__in=("open", "partially_filled")
-                )
+                .filter(client_order_id__in=[t.client_order_id for t in tickets], state__in=RESTING_STATES)
                 .values_list("client_order_id", flat=True)
             )
             results = [self._take(ticket, started=started, deadline_ms=deadline_ms, live=live) for ticket in tickets]
@@ -77,7 +75,7 @@ class PaperExchange:
                 code="paper_insufficient_funds",
             )
         if started * 1000 > deadline_ms:
-            return RetryableError("Order expired (processed after its deadline); nothing was placed", code="50037")
+            return NotPlacedError("Order expired (processed after its deadline); nothing was placed", code="50037")
         if ticket.client_order_id in live:
             return AmbiguousError("Duplicated client order id", code="51016")  # OKX's 51016: live right now
         return PaperOrder(

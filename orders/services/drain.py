@@ -40,7 +40,7 @@ from orders.exchanges.base import (
     NotPlacedError,
     RetryableError,
 )
-from orders.models import Account, Control, Order, OrderStatus, tradable
+from orders.models import Account, Order, OrderStatus, tradable
 from orders.services import reconcile, transitions
 from orders.services.lease import Lease, held_for, new_lease_owner
 from orders.services.markets import refresh_markets
@@ -101,10 +101,10 @@ def account_can_trade(account_id: str) -> bool:
     return Account.objects.filter(pk=account_id).filter(tradable()).exists()
 
 
-def batch_size(account: Account, exchange: Exchange) -> int:
+def batch_size(account: Account) -> int:
     """Orders per placement request for the account: 1 without batching (the account's
-    options.batch is false, or the venue has no batch request)."""
-    if not hasattr(exchange, "place_orders") or (account.options or {}).get("batch") is False:
+    options.batch is false)."""
+    if (account.options or {}).get("batch") is False:
         return 1
     return settings.ORDER_SCHEDULER["BATCH_SIZE"]
 
@@ -178,7 +178,7 @@ def _drain_leased(*, lease: Lease, stop_at: float) -> int:
         lease,
         stop_at,
         budget=budget_for(account),
-        size=batch_size(account, exchange),
+        size=batch_size(account),
         portfolio_margin=bool((account.options or {}).get("portfolio_margin")),
     )
     try:
@@ -234,11 +234,8 @@ def _next_orders(account: Account, *, limit: int) -> list[Order]:
         Order.objects.filter(
             account_id=account.pk,
             status=OrderStatus.QUEUED,
-            account__enabled=True,
-            account__paused=False,
-            account__config_error="",
         )
-        .filter(~Exists(Control.objects.filter(trading_paused=True)))  # tradable(), as a join
+        .filter(tradable("account__"))  # as a join: one query says none when it may not trade
         .order_by("-priority", "id")[:limit]
     )
     batch, leverage = [], {}
@@ -265,8 +262,8 @@ def _cancel_requested(drain: _Drain) -> None:
 
     requested = Order.objects.filter(
         account_id=drain.account.pk, status=OrderStatus.SUCCESS, cancel_requested_at__isnull=False
-    ).select_related("account")
-    for order in requested:
+    )
+    for order in _with_account(requested, drain.account):
         if not drain.lease.keep():
             raise _Stop()
         try:
@@ -386,7 +383,6 @@ def _commit_deadline(drain: _Drain, orders: list[Order], *, deadline_at, claim: 
     if claim:
         # Queued orders are claimed and their deadline committed by one UPDATE; a fresh
         # order has had no send, so this is its first attempt.
-        wanted = len(orders)
         orders = transitions.claim(
             orders,
             actor=transitions.WORKER,
@@ -395,7 +391,7 @@ def _commit_deadline(drain: _Drain, orders: list[Order], *, deadline_at, claim: 
             sent=True,
             attempts=1,
         )
-        short = not orders and not drain.lease.holds_for(outlives) if wanted else False
+        short = not orders and not drain.lease.holds_for(outlives)
     else:
         with transaction.atomic():
             committed = (
