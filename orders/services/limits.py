@@ -17,8 +17,8 @@ def _contract_size(account: Account, symbol: str) -> Decimal | None:
 
 
 def _reference_price(account: Account, symbol: str) -> Decimal | None:
-    """The market price an order's notional is judged by: the latest average fill price
-    the service saw for the symbol on this exchange venue (any account: the market is the
+    """The market price an order's notional is judged by: the average fill price of the
+    latest order the service filled for the symbol on this exchange venue (any account: the market is the
     same), else the account's configured reference price."""
     last_fill = (
         Order.objects.filter(
@@ -27,7 +27,7 @@ def _reference_price(account: Account, symbol: str) -> Decimal | None:
             status=OrderStatus.SUCCESS,
             average_price__isnull=False,
         )
-        .order_by("-finished_at", "-id")
+        .order_by("-created_at", "-id")  # the symbol's status index, newest first: no sort
         .values_list("average_price", flat=True)
         .first()
     )
@@ -71,7 +71,8 @@ def limit_problems(
             f"{base_amount.normalize()} {base} is above this account's limit of {limits['max_amount']} {base} per order (max_amount)."
         )
     if "max_notional" in limits:
-        market = _reference_price(account, symbol)
+        # The market price matters for a market order, and for a sell limit (below).
+        market = _reference_price(account, symbol) if price is None or side == "sell" else None
         reference = price or market
         if price is not None and side == "sell" and market is not None and market > price:
             # A sell limit below the market fills at the market: value it there, or a low
