@@ -24,9 +24,10 @@ class BodySizeLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """The Content-Security-Policy (settings.CONTENT_SECURITY_POLICY) and X-Frame-Options
-    on every response, including those other middleware answer early (a 413): outermost
-    in MIDDLEWARE. A view that sets its own keeps it."""
+    """The Content-Security-Policy (settings.CONTENT_SECURITY_POLICY) on every response,
+    including those other middleware answer early (a 413): outermost in MIDDLEWARE. A
+    view that sets its own keeps it. (X-Frame-Options is Django's clickjacking
+    middleware, placed right inside this one for the same reason.)"""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -35,5 +36,4 @@ class SecurityHeadersMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", self.policy)
-        response.headers.setdefault("X-Frame-Options", "DENY")
         return response
