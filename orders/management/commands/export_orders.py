@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.selectors import OrderFilters, QueryError, parse_time_bound
+from orders.selectors import QueryError, parse_time_bound
 from orders.services.exports import ExportError, export_filters, export_orders, orders_csv, orders_xlsx
 
 
@@ -65,7 +65,7 @@ class Command(BaseCommand):
                     Path(output), lambda out: export_orders(out=out, filters=filters, chunk_size=chunk_size)
                 )
             else:
-                count = self._to_stdout(filters, chunk_size=chunk_size)
+                count = self._to_stdout(lambda out: export_orders(out=out, filters=filters, chunk_size=chunk_size))
         except (ExportError, QueryError) as exc:
             raise CommandError(str(exc)) from None
         if output and output != "-":
@@ -88,7 +88,7 @@ class Command(BaseCommand):
 
         if output and output != "-":
             return self._replace(Path(output), write)
-        return write(self.stdout._out)
+        return self._to_stdout(write)
 
     def _replace(self, path: Path, write, *, binary: bool = False) -> int:
         """Into a temporary file beside the target, renamed over it only when complete,
@@ -114,14 +114,16 @@ class Command(BaseCommand):
             raise
         return count
 
-    def _to_stdout(self, filters: OrderFilters, *, chunk_size: int) -> int:
+    def _to_stdout(self, write) -> int:
+        """`write` the export to standard output, as UTF-8, stopping with one readable
+        line when the reader goes away."""
         stream = self.stdout._out
         if not hasattr(stream, "buffer"):  # a text stream given by call_command()
-            return export_orders(out=stream, filters=filters, chunk_size=chunk_size)
+            return write(stream)
         stream.flush()
         out = io.TextIOWrapper(stream.buffer, encoding="utf-8", newline="\n", write_through=False)
         try:
-            count = export_orders(out=out, filters=filters, chunk_size=chunk_size)
+            count = write(out)
             out.flush()
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): stop quietly and keep Python from
