@@ -42,44 +42,15 @@ def _ensure_roles(sender, using="default", **kwargs):
 
 
 def _login_failed(sender, credentials, request=None, **kwargs):
-    """A failed login goes to the audit trail once per address and username while the
-    lockout window lasts (a guessing run is one event, then one login_locked_out), with
-    the username tried and where from, never the password (Django has already masked it;
-    we do not even take the masked one). A login refused because it is locked out
-    checked no password and records nothing."""
-    from django.conf import settings
-    from django.core.cache import caches
-
-    from orders.services.audit import audit_record, client_address
+    from orders.services.audit import client_address, login_failed_record
 
     if getattr(request, "axes_locked_out", False):
-        return
+        return  # refused because locked out: no password was checked
     source = client_address(request) if request is not None else ""
-    username = str(credentials.get("username", ""))[:128]
-    key = f"orders:login-failed:{source}:{username}"
-    if not caches["throttle"].add(key, 1, timeout=settings.LOGIN_LOCKOUT_MINUTES * 60):
-        return
-    audit_record(action="login_failed", source=source, target=username)
+    login_failed_record(source=source, username=str(credentials.get("username", "")))
 
 
 def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
-    """One audit event for a whole guessing run: the address or username is locked out
-    (axes signals every refused attempt)."""
-    from django.conf import settings
-    from django.core.cache import caches
+    from orders.services.audit import login_locked_out_record
 
-    from orders.services.audit import audit_record
-
-    # One event per run: not again while the address or the username has one this window
-    # (many usernames from one address, or one username from many addresses).
-    cache, timeout = caches["throttle"], settings.LOGIN_LOCKOUT_MINUTES * 60
-    new_address = cache.add(f"orders:login-locked:address:{ip_address}", 1, timeout=timeout)
-    new_username = cache.add(f"orders:login-locked:username:{username}", 1, timeout=timeout)
-    if not (new_address and new_username):
-        return
-    audit_record(
-        action="login_locked_out",
-        source=ip_address or "",
-        target=str(username or "")[:128],
-        changes={"failures": settings.LOGIN_FAILURE_LIMIT, "locked_minutes": settings.LOGIN_LOCKOUT_MINUTES},
-    )
+    login_locked_out_record(ip_address=ip_address or "", username=str(username or ""))

@@ -5,6 +5,7 @@ import json
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.core.cache import caches
 
 from orders.models import AuditEvent
 
@@ -53,6 +54,36 @@ def client_address(request) -> str:
         if len(forwarded) >= proxies:
             return forwarded[-proxies][:64]
     return remote
+
+
+def login_failed_record(*, source: str, username: str) -> None:
+    """A failed login goes to the audit trail once per address and username while the
+    lockout window lasts (a guessing run is one event, then one login_locked_out), with
+    the username tried and where from, never the password (Django has already masked it;
+    we do not even take the masked one)."""
+    username = username[:128]
+    if _first_in_window(f"orders:login-failed:{source}:{username}"):
+        audit_record(action="login_failed", source=source, target=username)
+
+
+def login_locked_out_record(*, ip_address: str, username: str) -> None:
+    """One audit event for a whole guessing run: the address or username is locked out
+    (axes signals every refused attempt). Not again while the address or the username
+    has one this window (many usernames from one address, or one username from many)."""
+    new_address = _first_in_window(f"orders:login-locked:address:{ip_address}")
+    new_username = _first_in_window(f"orders:login-locked:username:{username}")
+    if new_address and new_username:
+        audit_record(
+            action="login_locked_out",
+            source=ip_address,
+            target=username[:128],
+            changes={"failures": settings.LOGIN_FAILURE_LIMIT, "locked_minutes": settings.LOGIN_LOCKOUT_MINUTES},
+        )
+
+
+def _first_in_window(key: str) -> bool:
+    """True the first time `key` is seen within the login lockout window."""
+    return caches["throttle"].add(key, 1, timeout=settings.LOGIN_LOCKOUT_MINUTES * 60)
 
 
 def audit_lines(*, events) -> Iterator[str]:
