@@ -7,7 +7,9 @@ an addition. Numbers stay JSON numbers.
 
 import copy
 import threading
+from datetime import datetime, tzinfo
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from orders.models import MarginMode, Order
@@ -17,6 +19,13 @@ def _millis(start, end) -> int | None:
     if start is None or end is None:
         return None
     return max(0, round((end - start).total_seconds() * 1000))
+
+
+def iso_datetime(value: datetime, tz: tzinfo | None = None) -> str:
+    """A time as the API writes it (DRF's DateTimeField): in TIME_ZONE (or `tz`), ISO
+    8601, UTC as Z. For what is written without a serializer: exports, the event stream."""
+    text = value.astimezone(tz or timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class OrderSerializer(serializers.ModelSerializer):

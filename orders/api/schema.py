@@ -243,7 +243,7 @@ the events after that id, each once. Same authentication and account scoping as 
 def tighten(result: dict, generator, request, public) -> dict:
     """drf-spectacular post-processing: the rules the API enforces that serializer
     introspection cannot see, so the published schema accepts exactly what the API does
-    (a schema-valid request is never refused as bad input, tests/test_schema.py proves it
+    (a schema-valid request is never refused as bad input, tests/api/test_schema.py proves it
     with schemathesis). Registered in SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]."""
     schemas = result.get("components", {}).get("schemas", {})
     if order := schemas.get("OrderSubmit"):

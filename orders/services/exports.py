@@ -15,7 +15,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from orders.models import Account, OrderStatus
-from orders.representation import NOT_RECORDED, OrderSerializer
+from orders.representation import NOT_RECORDED, OrderSerializer, iso_datetime
 from orders.selectors import OrderFilters, filtered_orders, history_rows
 
 
@@ -41,14 +41,18 @@ def _record_plan() -> tuple[list[str], Callable[[tuple], dict]]:
     plain rows and formats them as the serializer's own fields do. It is derived from
     OrderSerializer's declared fields, so a new field of a known kind is exported without
     change here, and a field of a kind not handled here stops the export instead of
-    drifting from the API. tests/test_export_orders.py proves both give byte-identical
+    drifting from the API. tests/commands/test_export_orders.py proves both give byte-identical
     lines.
     """
     serializer = OrderSerializer()
     columns: list[str] = []
     steps: list[tuple[str, int | None, Callable | None]] = []
     methods = []
-    iso = _iso_format()
+    tz = timezone.get_current_timezone()  # once per export, not per value
+
+    def iso(value: datetime) -> str:
+        return iso_datetime(value, tz)
+
     for name, fld in serializer.fields.items():
         if name in NOT_RECORDED:
             continue
@@ -61,16 +65,6 @@ def _record_plan() -> tuple[list[str], Callable[[tuple], dict]]:
             columns.append(source)
         steps.append((name, columns.index(source), fmt))
     return columns, _record_maker(columns=columns, steps=steps, methods=methods)
-
-
-def _iso_format() -> Callable[[datetime], str]:
-    tz = timezone.get_current_timezone()
-
-    def iso(value: datetime) -> str:  # rest_framework DateTimeField.to_representation
-        text = value.astimezone(tz).isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-    return iso
 
 
 def _column_format(name: str, fld: serializers.Field, *, iso: Callable) -> tuple[str, Callable | None]:

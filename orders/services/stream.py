@@ -39,6 +39,7 @@ from django.db import close_old_connections, connection
 from django.db.models.expressions import RawSQL
 
 from orders.models import OrderEvent
+from orders.representation import iso_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +107,9 @@ class Scope:
 
 def event_payload(row: dict) -> dict:
     """The JSON a client receives for one OrderEvent row (values() of COLUMNS)."""
-    at = row["at"]
-    text = at.isoformat()
     return {
         "id": row["id"],
-        "at": text[:-6] + "Z" if text.endswith("+00:00") else text,
+        "at": iso_datetime(row["at"]),
         "kind": row["kind"],
         "request_id": row["order__request_id"],
         "account_id": row["account_id"],
