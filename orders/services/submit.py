@@ -124,13 +124,20 @@ def _build(item: dict, account: Account, *, user, idempotency_key: str | None, n
     )
 
 
-def _replay(items: list[dict], keys: list[str | None]) -> list[Order] | None:
+def _known(items: list[dict]) -> dict[str, Order]:
+    """The orders already stored under the items' request ids, in one query."""
+    wanted = {item["request_id"] for item in items if item.get("request_id")}
+    return Order.objects.in_bulk(wanted, field_name="request_id") if wanted else {}
+
+
+def _replay(items: list[dict], keys: list[str | None], known: dict[str, Order]) -> list[Order] | None:
     """The existing orders when this exact submission was made before, else None.
-    The same request id or idempotency key with a different order is a conflict."""
+    The same request id or idempotency key with a different order is a conflict.
+    `known`: _known(items)."""
     found = []
     for item, key in zip(items, keys, strict=True):
         request_id = item.get("request_id")
-        existing = Order.objects.filter(request_id=request_id).first() if request_id else None
+        existing = known.get(request_id) if request_id else None
         by_key = existing is None and key is not None
         if by_key:
             existing = Order.objects.filter(idempotency_key=key).first()
@@ -178,8 +185,9 @@ def order_submit(
     keys = _idempotency_keys(len(items), user=user, idempotency_key=idempotency_key, batch=batch)
     _refuse_repeated_ids(items, batch)
     _refuse_foreign_accounts(items, user, batch)
-    items, keys = _outside_foreign_ids(items, keys, user)
-    previous = _replay(items, keys)
+    known = _known(items)
+    items, keys = _outside_foreign_ids(items, keys, user, known)
+    previous = _replay(items, keys, known)
     if previous is not None:
         return SubmitResult(orders=previous, created=False)
 
@@ -200,7 +208,7 @@ def order_submit(
         _queue(orders, user=user, retry_of=retry_of, source=source)
     except IntegrityError:
         # A concurrent identical submission won the race: answer as a replay.
-        previous = _replay(items, keys)
+        previous = _replay(items, keys, _known(items))
         if previous is None:
             raise
         return SubmitResult(orders=previous, created=False)
@@ -254,17 +262,15 @@ def _queue(orders: list[Order], *, user, retry_of: Order | None, source: str) ->
         )
 
 
-def _outside_foreign_ids(items: list[dict], keys: list[str | None], user) -> tuple[list[dict], list[str | None]]:
+def _outside_foreign_ids(
+    items: list[dict], keys: list[str | None], user, known: dict[str, Order]
+) -> tuple[list[dict], list[str | None]]:
     """A client's request_id that already names an order on an account this user may not
     use must neither reveal that order (a 409 would) nor block the client. Such an item
     gets a server-issued request_id (returned in the answer), and the client's id becomes
     its idempotency key, scoped to the user (unless an Idempotency-Key header gave one),
     so sending the same order again finds it again instead of placing it twice."""
-    wanted = {item["request_id"] for item in items if item.get("request_id")}
-    if not wanted:
-        return items, keys
-    taken = dict(Order.objects.filter(request_id__in=wanted).values_list("request_id", "account_id"))
-    foreign = {rid for rid, account_id in taken.items() if not may_use_account(user, account_id)}
+    foreign = {rid for rid, order in known.items() if not may_use_account(user, order.account_id)}
     if not foreign:
         return items, keys
     owner = getattr(user, "pk", None) or "anon"
