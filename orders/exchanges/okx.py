@@ -256,11 +256,7 @@ class OkxExchange:
                 outcomes[n] = self._classify(exc)
         if not requests:
             return outcomes
-        self.client.deadline.ms = deadline_ms
-        try:
-            items = self._call(self._send_batch, [request for _, request in requests], placing=True)
-        finally:
-            self.client.deadline.ms = None
+        items = self._placing(deadline_ms, self._send_batch, [request for _, request in requests])
         for (n, _), item in zip(requests, items, strict=False):
             outcomes[n] = self._batch_outcome(item)
         for n, outcome in enumerate(outcomes):
@@ -290,40 +286,31 @@ class OkxExchange:
     def place_order(self, ticket: OrderTicket, *, deadline_ms: int) -> Execution:
         """Send the order once, with OKX's expTime = `deadline_ms` (OKX's clock)."""
         self._ensure_markets()
-        symbol, order_type, side, amount, price, params = self._order_args(ticket)
-        self.client.deadline.ms = deadline_ms
-        try:
-            placed = self._call(
-                self.client.create_order,
-                symbol,
-                order_type,
-                side,
-                amount,
-                price,
-                params,
-                placing=True,
-            )
-        finally:
-            self.client.deadline.ms = None
+        placed = self._placing(deadline_ms, self.client.create_order, *self._order_args(ticket))
         # The place reply says nothing of fills; they are fetched by the tracker, beside
         # the drainer, so the account's next order does not wait for that round trip.
         return Execution(order_id=str(placed["id"]), state="submitted")
 
-    def fetch_order(self, ticket: OrderTicket) -> Execution | None:
-        self._ensure_markets()
-        market = self._market(ticket.symbol)
+    def _placing(self, deadline_ms: int, call, *args):
+        """A placement request carrying OKX's expTime = `deadline_ms` (OKX's clock)."""
+        self.client.deadline.ms = deadline_ms
         try:
-            found = self._call(self.client.fetch_order, None, ticket.symbol, {"clientOrderId": ticket.client_order_id})
-        except _NotFound:
-            return None
-        return self._execution(found, ticket, market)
+            return self._call(call, *args, placing=True)
+        finally:
+            self.client.deadline.ms = None
+
+    def fetch_order(self, ticket: OrderTicket) -> Execution | None:
+        return self._fetch(ticket, None, {"clientOrderId": ticket.client_order_id})
 
     def fetch_order_by_id(self, ticket: OrderTicket, order_id: str) -> Execution | None:
         """The order by OKX's ordId, or None when OKX does not know it."""
+        return self._fetch(ticket, str(order_id), {})
+
+    def _fetch(self, ticket: OrderTicket, order_id: str | None, params: dict) -> Execution | None:
         self._ensure_markets()
         market = self._market(ticket.symbol)
         try:
-            found = self._call(self.client.fetch_order, str(order_id), ticket.symbol)
+            found = self._call(self.client.fetch_order, order_id, ticket.symbol, params)
         except _NotFound:
             return None
         return self._execution(found, ticket, market)
