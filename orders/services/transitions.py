@@ -236,44 +236,35 @@ def exchange_update(order: Order, *, actor: Actor, details: dict, **fields) -> b
     event only when something changed; when the state settles (filled, or cancelled with
     something filled) the journal gets the order's second line and Telegram is told. An
     order the exchange cancelled with nothing filled, unasked, fails (exchange_cancelled)."""
-    changed = any(getattr(order, name) != value for name, value in fields.items() if name != "exchange_checked_at")
-    if fields.get("exchange_state") == "cancelled" and not fields.get("filled_amount"):
-        # Cancelled by the exchange, not at a user's request (that one stays a success).
-        if order.status == OrderStatus.SUCCESS and order.cancel_requested_at is None:
-            return move(
-                order,
-                OrderStatus.FAILED,
-                actor=actor,
-                only_from=(OrderStatus.SUCCESS,),
-                reason="The exchange cancelled the order; nothing was filled.",
-                details=details,
-                error_code="exchange_cancelled",
-                error_message="The exchange cancelled the order; nothing was filled.",
-                **fields,
-            )
-    with transaction.atomic():
-        if not Order.objects.filter(pk=order.pk).update(**fields) or not changed:
-            return False
-        settled = fields.get("exchange_state") in SETTLED_STATES and order.exchange_state not in SETTLED_STATES
-        for name, value in fields.items():
-            setattr(order, name, value)
-        event = _event(kind="exchange", order=order, actor=actor, details=details, journal=settled)
-        if settled:
-            notifications.order_settled(order=order)
-    if settled:
-        transaction.on_commit(lambda: _journal(event, order))
-    return True
+    return exchange_update_many([(order, fields, details)], actor=actor) > 0
+
+
+def _exchange_cancelled(order: Order, *, actor: Actor, details: dict, fields: dict) -> bool:
+    """Cancelled by the exchange with nothing filled, not at a user's request (that one
+    stays a success): the order fails."""
+    reason = "The exchange cancelled the order; nothing was filled."
+    return move(
+        order,
+        OrderStatus.FAILED,
+        actor=actor,
+        only_from=(OrderStatus.SUCCESS,),
+        reason=reason,
+        details=details,
+        error_code="exchange_cancelled",
+        error_message=reason,
+        **fields,
+    )
 
 
 def exchange_update_many(updates: list[tuple[Order, dict, dict]], *, actor: Actor) -> int:
     """exchange_update for many orders at once, as (order, fields, details): the changed
     ones in one UPDATE with their events, the journal lines of those that settled in one
-    write. Returns how many changed."""
+    write. Returns how many changed (or failed: exchange_cancelled)."""
     rows, unchanged, failed = [], [], 0
     for order, fields, details in updates:
         unasked_cancel = fields.get("exchange_state") == "cancelled" and not fields.get("filled_amount")
         if unasked_cancel and order.status == OrderStatus.SUCCESS and order.cancel_requested_at is None:
-            failed += exchange_update(order, actor=actor, details=details, **fields)  # fails it (rare)
+            failed += _exchange_cancelled(order, actor=actor, details=details, fields=fields)  # rare
         elif any(getattr(order, n) != v for n, v in fields.items() if n != "exchange_checked_at"):
             rows.append((order, fields, details))
         else:
