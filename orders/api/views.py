@@ -424,7 +424,7 @@ class SettleView(APIView):
             return error_response("Invalid request", query.errors)
         placed = query.validated_data["outcome"] == "placed"
         order = order_settle(
-            request_id=request_id[:64],
+            request_id=request_id,
             placed=placed,
             exchange_order_id=query.validated_data.get("exchange_order_id", ""),
             user=request.user,

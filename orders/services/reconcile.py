@@ -21,6 +21,7 @@ from django.utils import timezone
 from orders.exchanges import get_exchange
 from orders.exchanges.base import AccountError, ExchangeError, Execution, OrderTicket, RetryableError
 from orders.models import Account, Order, OrderStatus
+from orders.selectors import order_get
 from orders.services import transitions
 from orders.services.access import may_operate_account
 from orders.services.audit import audit_record
@@ -214,7 +215,7 @@ def order_settle(*, request_id: str, placed: bool, exchange_order_id: str = "", 
     """An operator states what became of an order whose outcome is unknown (its account
     is usually paused for this): "not placed" fails it; "placed as <exchange order id>"
     looks that order up on the exchange and records it as a success. Audited."""
-    order = Order.objects.select_related("account").filter(request_id=request_id).first()
+    order = order_get(request_id=request_id)
     if order is None or not may_operate_account(user, order.account_id):
         raise SettleNotFound(f"No order '{request_id}'.")
     if order.status != OrderStatus.UNKNOWN:
