@@ -143,12 +143,10 @@ def drain_account(*, account_id: str, budget_seconds: float | None = None) -> in
 
 def has_runnable_orders(*, account_id: str) -> bool:
     """Work for a drainer: queued or in-flight orders, or a cancel asked for meanwhile."""
-    if not account_can_trade(account_id):
-        return False
     work = Q(status__in=[OrderStatus.QUEUED, *OrderStatus.in_flight()]) | Q(
         status=OrderStatus.SUCCESS, cancel_requested_at__isnull=False
     )
-    return Order.objects.filter(account_id=account_id).filter(work).exists()
+    return Order.objects.filter(account_id=account_id).filter(work, tradable("account__")).exists()
 
 
 @dataclass

@@ -15,7 +15,7 @@ Limits come from settings (ORDER_SCHEDULER_RATE_*) and an account's
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 
 from django.conf import settings
 
@@ -46,12 +46,9 @@ class Budget:
     def _keys(self, symbols: list[str]) -> dict[tuple, tuple[int, float]]:
         """What a request for these orders counts against: key -> (orders, limit)."""
         kind = "batch_orders_per_instrument" if len(symbols) > 1 else "place_per_instrument"
-        keys: dict[tuple, list] = {}
-        for symbol in symbols:
-            count = 1 if kind == "place_per_instrument" else sum(1 for s in symbols if s == symbol)
-            keys[(kind, symbol)] = [count, self.limits[kind]]
-        keys[("orders_per_account",)] = [len(symbols), self.limits["orders_per_account"]]
-        return {key: (count, limit) for key, (count, limit) in keys.items()}
+        keys = {(kind, symbol): (count, self.limits[kind]) for symbol, count in Counter(symbols).items()}
+        keys[("orders_per_account",)] = (len(symbols), self.limits["orders_per_account"])
+        return keys
 
     def delay(self, symbols: list[str], *, now: float | None = None) -> float:
         """Seconds to wait before a request placing these orders fits the budget."""
