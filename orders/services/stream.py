@@ -163,28 +163,36 @@ class Subscription:
         self.waiting = 0  # events in `pending`
         self.overflowed = False
         self.wake = threading.Event()
+        # The hub's thread delivers, the stream's thread takes: the mailbox changes under it.
+        self._lock = threading.Lock()
 
     def deliver(self, events: list[dict], frames: dict[int, str]) -> None:
         """`frames`: each event's text, made once for every stream of the process."""
         matched = [(event, frames[event["id"]]) for event in events if self.scope.matches(event)]
-        if self.waiting + len(matched) > MAX_PENDING:
-            self.overflowed = True
-            self.wake.set()
-            return
-        self.pending.append((matched, events[-1]["id"]))
-        self.waiting += len(matched)
+        with self._lock:
+            if self.waiting + len(matched) > MAX_PENDING:
+                self.overflowed = True
+                self.wake.set()
+                return
+            self.pending.append((matched, events[-1]["id"]))
+            self.waiting += len(matched)
         if matched:
             self.wake.set()
 
     def wait(self, timeout: float) -> list[tuple[list[tuple[dict, str]], int]]:
         self.wake.wait(timeout)
         self.wake.clear()
-        batches = []
-        while self.pending:
-            batch = self.pending.popleft()
-            self.waiting -= len(batch[0])
-            batches.append(batch)
+        with self._lock:
+            batches, self.waiting = list(self.pending), 0
+            self.pending.clear()
         return batches
+
+    def reset(self) -> None:
+        """Drop what waits (the client is sent a reset instead)."""
+        with self._lock:
+            self.pending.clear()
+            self.waiting = 0
+            self.overflowed = False
 
 
 class Hub:
@@ -380,9 +388,7 @@ def _frames(subscription: Subscription, *, horizon: int, scope: Scope, since: in
                 yield _frame(event="shutdown", data={"reason": "The server is stopping; reconnect to resume."})
                 return
             if subscription.overflowed:
-                subscription.pending.clear()
-                subscription.waiting = 0
-                subscription.overflowed = False
+                subscription.reset()
                 position = subscription.hub.cursor
                 yield _reset(position, "too_far_behind", "This client read too slowly; events were dropped.")
                 last_write = time.monotonic()
