@@ -1,7 +1,11 @@
 """The service's URLs plus the ceilings bench/submit.py measures submit against: views
 that insert one order row with no validation and no authentication, one through Django
 REST framework with the project's DRF settings (the issue's "bare Django + DRF one-row
-insert") and one in plain Django."""
+insert") and one in plain Django.
+
+The rows are written already cancelled: the same one-row insert, but no drainer ever
+takes them, so the ceiling's rounds leave no backlog for the cluster to execute during
+the submit rounds that follow (that work would be charged to submit)."""
 
 import uuid
 
@@ -12,7 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.models import Order
+from orders.models import Order, OrderStatus
 
 
 def _insert_one(data: dict) -> str:
@@ -25,6 +29,7 @@ def _insert_one(data: dict) -> str:
         side=data.get("side") or "buy",
         order_type="market",
         amount=1,
+        status=OrderStatus.CANCELLED,
     )
     return stamp
 
