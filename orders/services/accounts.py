@@ -17,6 +17,7 @@ from django.db import transaction
 
 from orders.models import Account, AccountMode, MarginMode
 from orders.services.audit import audit_record
+from orders.services.pacing import RATE_LIMIT_KEYS
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # OKX's sites: global, EEA (my.okx.com), US (app.okx.com), and the AWS-hosted global.
@@ -73,6 +74,7 @@ def _parse_entry(entry) -> dict:
     options = entry.get("options", {})
     if not isinstance(options, dict):
         raise ValueError('"options" must be an object')
+    _check_options(options)
     for key in ("name", "hostname", "base_url", *SECRET_FIELDS):
         if entry.get(key) is not None and not isinstance(entry[key], str):
             raise ValueError(f'"{key}" must be a string')
@@ -106,6 +108,58 @@ def _parse_entry(entry) -> dict:
         "options": options,
         "limits": limits,
     }
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _whole_number(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _prices(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and _positive_number(v) for k, v in value.items())
+
+
+def _rate_limits(value) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) <= set(RATE_LIMIT_KEYS)
+        and all(_positive_number(v) for v in value.values())
+    )
+
+
+# Each option the file may set: its check, and what the message says it must be.
+OPTIONS = {
+    "position_mode": (lambda v: v in ("net", "long_short"), 'one of "net", "long_short"'),
+    "market_types": (
+        lambda v: isinstance(v, list) and bool(v) and set(v) <= {"spot", "swap", "future", "option"},
+        'a list of "spot", "swap", "future", "option"',
+    ),
+    "timeout_ms": (lambda v: _whole_number(v, 100, 120_000), "a whole number of milliseconds from 100 to 120000"),
+    "batch": (lambda v: isinstance(v, bool), "true or false"),
+    "portfolio_margin": (lambda v: isinstance(v, bool), "true or false"),
+    "rate_limits": (_rate_limits, f"an object of positive numbers with keys among {', '.join(RATE_LIMIT_KEYS)}"),
+    "reference_prices": (_prices, "an object of positive prices by symbol"),
+    "latency_ms": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 60_000,
+        "a number of milliseconds from 0 to 60000",
+    ),
+    "max_amount": (lambda v: v is None or _positive_number(v), "a positive number or null"),
+}
+
+
+def _check_options(options: dict) -> None:
+    """Every option is known and well formed: a misspelt key (`"bacth": false`) or a bad
+    value would otherwise be ignored, or fail every drain of the account, instead of
+    being reported here."""
+    for key, value in options.items():
+        if key not in OPTIONS:
+            raise ValueError(f'"options" takes {", ".join(OPTIONS)}, not {key!r}')
+        valid, must_be = OPTIONS[key]
+        if not valid(value):
+            raise ValueError(f'"options.{key}" must be {must_be}')
 
 
 def _check_endpoint(hostname: str, base_url: str) -> None:

@@ -21,13 +21,13 @@ from django.conf import settings
 
 from orders.models import Account
 
-LIMIT_KEYS = ("place_per_instrument", "batch_orders_per_instrument", "orders_per_account", "window_seconds")
+RATE_LIMIT_KEYS = ("place_per_instrument", "batch_orders_per_instrument", "orders_per_account", "window_seconds")
 
 
 def limits_for(account: Account) -> dict:
     configured = settings.ORDER_SCHEDULER["RATE_LIMITS"]
     own = (account.options or {}).get("rate_limits") or {}
-    return {key: float(own.get(key, configured[key])) for key in LIMIT_KEYS}
+    return {key: float(own.get(key, configured[key])) for key in RATE_LIMIT_KEYS}
 
 
 class Budget:

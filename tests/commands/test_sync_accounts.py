@@ -261,3 +261,48 @@ def test_it_reports_a_base_url_that_is_no_url_and_syncs_the_others(tmp_path):
 
     assert out == "synced 1 account(s): good_one\n"
     assert err.splitlines() == ['account broken_url: "base_url" must be an http(s) URL with a host and no credentials']
+
+
+@pytest.mark.django_db
+def test_it_reports_unknown_and_malformed_options_and_syncs_the_others(tmp_path):
+    path = write_accounts(
+        tmp_path / "accounts.json",
+        {"id": "misspelt", "options": {"bacth": False}},
+        {"id": "batch_text", "options": {"batch": "false"}},
+        {"id": "pm_number", "options": {"portfolio_margin": 1}},
+        {"id": "rate_text", "options": {"rate_limits": {"place_per_instrument": "60"}}},
+        {"id": "rate_unknown", "options": {"rate_limits": {"place_per_second": 30}}},
+        {"id": "rate_zero", "options": {"rate_limits": {"window_seconds": 0}}},
+        {"id": "bad_mode", "options": {"position_mode": "hedge"}},
+        {"id": "bad_types", "options": {"market_types": ["spot", "perp"]}},
+        {"id": "bad_timeout", "options": {"timeout_ms": 10.5}},
+        {"id": "bad_price", "options": {"reference_prices": {"BTC/USDT": -1}}},
+        {"id": "good_one", "options": {
+            "batch": False, "portfolio_margin": True, "position_mode": "long_short", "market_types": ["swap"],
+            "timeout_ms": 2000, "latency_ms": 2.5, "max_amount": None, "reference_prices": {"BTC/USDT": 65000},
+            "rate_limits": {"place_per_instrument": 120, "window_seconds": 2},
+        }},
+    )  # fmt: skip
+
+    out, err = sync("--file", path)
+
+    assert out == "synced 1 account(s): good_one\n"
+    assert Account.objects.get(pk="good_one").options["rate_limits"] == {"place_per_instrument": 120, "window_seconds": 2}
+    problems = err.splitlines()
+    assert problems[0].startswith("account misspelt: \"options\" takes position_mode, market_types, ")
+    assert problems[0].endswith(", not 'bacth'")
+    rate_message = (
+        '"options.rate_limits" must be an object of positive numbers with keys among '
+        "place_per_instrument, batch_orders_per_instrument, orders_per_account, window_seconds"
+    )
+    assert problems[1:] == [
+        'account batch_text: "options.batch" must be true or false',
+        'account pm_number: "options.portfolio_margin" must be true or false',
+        f"account rate_text: {rate_message}",
+        f"account rate_unknown: {rate_message}",
+        f"account rate_zero: {rate_message}",
+        'account bad_mode: "options.position_mode" must be one of "net", "long_short"',
+        'account bad_types: "options.market_types" must be a list of "spot", "swap", "future", "option"',
+        'account bad_timeout: "options.timeout_ms" must be a whole number of milliseconds from 100 to 120000',
+        'account bad_price: "options.reference_prices" must be an object of positive prices by symbol',
+    ]
