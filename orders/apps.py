@@ -21,14 +21,23 @@ class OrdersConfig(AppConfig):
 
 
 def _preload() -> None:
-    """Load the exchange client library and the task code now, in a django-q2 cluster's
-    main process, before it forks its workers: every worker then shares these modules
-    instead of importing them itself (a large share of a worker's start-up CPU and
-    memory), so a worker's first order of an account is not delayed by it."""
+    """Load the exchange client library, the task code and Django's SQL compiler now, in
+    a django-q2 cluster's main process, before it forks its workers: every worker then
+    shares these modules instead of importing them itself (a large share of a worker's
+    start-up CPU and memory), so a worker's first order of an account is not delayed by
+    it."""
     import gc
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.db.utils import load_backend
 
     import orders.exchanges.okx  # noqa: F401  (imports ccxt)
     import orders.tasks  # noqa: F401
+
+    # Django imports it at a process's first query: in each worker, on its first order.
+    backend = load_backend(settings.DATABASES["default"]["ENGINE"])
+    import_module(backend.DatabaseWrapper.ops_class.compiler_module)
 
     # Objects that exist now are never collected: the collector would otherwise touch
     # them in every worker and turn the shared pages into private copies.
