@@ -179,9 +179,9 @@ Q_CLUSTER = {
     "retry": Q_RETRY,
     "max_attempts": 1,
     "queue_limit": Q_WORKERS * 2,
-    # ORM broker only: an order waits half of this on average before a worker hears of
-    # it. A short poll buys a faster dispatch for a little CPU at rest; BENCHMARKS.md
-    # (bench/execution.py) has the trade-off measured.
+    # ORM broker only, and only for a pusher that cannot bind its nudge socket
+    # (scheduler_site.taskqueue): an order then waits half of this on average before a
+    # worker hears of it.
     "poll": env_float("Q_POLL", 0.02, minimum=0.01),
     "save_limit": -1,  # successful wake-up tasks carry no information worth keeping
     "ack_failures": True,

@@ -5,8 +5,10 @@ seconds before looking again, so a task waits half of that on average before a w
 hears of it. Here the pusher waits on a local datagram socket instead of sleeping, and
 whoever enqueues a task sends one byte to that socket once the task's transaction has
 committed: the pusher looks at once. The socket is only a hint. The table is still the
-queue, a lost or extra nudge changes nothing but timing, and `poll` stays the longest
-wait (a pusher on another machine, or one that could not bind the socket, just polls).
+queue, and a lost or extra nudge changes nothing but timing. A listening pusher still
+looks every NUDGED_POLL seconds without a nudge (for a task no one nudged it about: one
+re-delivered after a worker died); one that could not bind the socket polls every `poll`
+seconds, as django-q2's does.
 """
 
 import hashlib
@@ -25,6 +27,9 @@ from django_q.conf import Conf
 
 # Unix socket paths are limited to 108 bytes (107 and the terminating NUL).
 _MAX_PATH = 100
+# A listening pusher's longest wait (or `poll`, if longer). Every enqueue nudges it, so
+# its looks meanwhile would find nothing but cost a query each.
+NUDGED_POLL = 1.0
 
 
 def wake_path() -> str:
@@ -80,9 +85,9 @@ class NudgedORM(ORM):
         tasks = self._take()
         if tasks:
             return tasks
-        # Empty: wait for a nudge, at most `poll` seconds, then take every nudge that
-        # came meanwhile (they all asked for this one look).
-        readable, _, _ = select.select([self._listener], [], [], Conf.POLL)
+        # Empty: wait for a nudge, at most NUDGED_POLL seconds, then take every nudge
+        # that came meanwhile (they all asked for this one look).
+        readable, _, _ = select.select([self._listener], [], [], max(NUDGED_POLL, Conf.POLL))
         while readable:
             try:
                 self._listener.recv(64)

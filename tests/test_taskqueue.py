@@ -9,6 +9,7 @@ import time
 import pytest
 from django.db import transaction
 from django_q.conf import Conf
+from django_q.brokers.orm import ORM
 from django_q.models import OrmQ
 from django_q.tasks import async_task
 
@@ -113,3 +114,17 @@ def test_a_pusher_that_cannot_bind_polls_like_django_q2(monkeypatch, tmp_path):
     assert broker._listener is None and broker._listen_failed
     async_task("orders.tasks.recover", broker=broker)
     assert len(broker.dequeue()) == 1
+
+
+def test_a_listening_pusher_finds_a_task_no_one_nudged_about_after_the_nudged_poll(monkeypatch, broker):
+    monkeypatch.setattr(Conf, "POLL", 0.01)
+    monkeypatch.setattr("scheduler_site.taskqueue.NUDGED_POLL", 0.3)
+    thread, seen = look_in_thread(broker)
+    listening(broker)
+    # A task no one nudges about (as one re-delivered after its worker died).
+    ORM.enqueue(broker, "payload")
+    thread.join(5)
+    tasks, waited = seen[0]
+    # Not django-q2's 0.01 s poll: the nudged one.
+    assert tasks is None and waited >= 0.25
+    assert [payload for _, payload in broker.dequeue()] == ["payload"]
