@@ -203,6 +203,13 @@ def main() -> None:
     tail = med["submit"]["p99"] / med["bare"]["p99"]
     print(f"throughput submit / ceiling: {throughput:.2f} (goal >= 0.5)")
     print(f"p99 submit / ceiling: {tail:.2f} (goal <= 3)")
+    # When the machine is the limit, the throughputs stand in the inverse ratio of what a
+    # request costs the whole service (web, and the cluster executing what it queued).
+    cost = {name: median([r["cpu_web"] + r["cpu_cluster"] for r in rows]) for name, rows in rounds.items()}
+    print(
+        f"service CPU per request (web + cluster): ceiling {cost['bare'] * 1000:.2f} ms, submit "
+        f"{cost['submit'] * 1000:.2f} ms; ceiling / submit {cost['bare'] / cost['submit']:.2f}"
+    )
     if args.trace_locks:
         from bench.locktrace import report
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 from django.db import transaction
-from django_q.conf import Conf
 from django_q.brokers.orm import ORM
+from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.tasks import async_task
 

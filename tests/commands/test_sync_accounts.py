@@ -287,9 +287,12 @@ def test_it_reports_unknown_and_malformed_options_and_syncs_the_others(tmp_path)
     out, err = sync("--file", path)
 
     assert out == "synced 1 account(s): good_one\n"
-    assert Account.objects.get(pk="good_one").options["rate_limits"] == {"place_per_instrument": 120, "window_seconds": 2}
+    assert Account.objects.get(pk="good_one").options["rate_limits"] == {
+        "place_per_instrument": 120,
+        "window_seconds": 2,
+    }
     problems = err.splitlines()
-    assert problems[0].startswith("account misspelt: \"options\" takes position_mode, market_types, ")
+    assert problems[0].startswith('account misspelt: "options" takes position_mode, market_types, ')
     assert problems[0].endswith(", not 'bacth'")
     rate_message = (
         '"options.rate_limits" must be an object of positive numbers with keys among '
