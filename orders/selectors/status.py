@@ -30,8 +30,9 @@ def cluster_status() -> dict:
 
 def cluster_stalled(*, seconds: float) -> bool:
     """True when orders that could run have waited longer than `seconds` on accounts that
-    may trade (not during a pause, of one account or the desk) and nobody holds, and no order at all has started in that time: the workers are not
-    taking work (e.g. a django-q2 cluster frozen by a killed worker)."""
+    may trade (not during a pause, of one account or the desk) and nobody holds, and no
+    order at all has started in that time: the workers are not taking work (e.g. a
+    django-q2 cluster frozen by a killed worker)."""
     cutoff = timezone.now() - timedelta(seconds=seconds)
     idle = Account.objects.filter(tradable()).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=Now()))
     waiting = Order.objects.filter(status=OrderStatus.QUEUED, created_at__lt=cutoff, account__in=idle)

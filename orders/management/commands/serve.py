@@ -1,6 +1,6 @@
 """Run the whole service: a production WSGI server (gunicorn), the django-q2 cluster and
-a small supervisor that runs recovery and restarts a cluster that died, stopped reporting or stopped taking work.
-Ctrl-C or SIGTERM stops everything it started."""
+a small supervisor that runs recovery and restarts a cluster that died, stopped
+reporting or stopped taking work. Ctrl-C or SIGTERM stops everything it started."""
 
 import logging
 import os
@@ -22,6 +22,11 @@ from orders.services.recovery import recover
 from orders.services.transitions import service_event
 
 logger = logging.getLogger("orders.serve")
+
+# How long a child may take to stop after SIGTERM before its process group is killed: on
+# a stop, and when a cluster that does not work is restarted.
+STOP_GRACE_SECONDS = 20.0
+RESTART_GRACE_SECONDS = 5.0
 
 
 class Command(BaseCommand):
@@ -78,7 +83,10 @@ class Command(BaseCommand):
 
     def _restart_cluster(self, why: str) -> None:
         logger.error("restarting the django-q2 cluster: %s", why)
-        self._terminate("cluster", why=why)
+        # A cluster that does not work is most likely frozen and will not stop by itself:
+        # a short grace, since no order executes meanwhile. Cutting a send short is safe
+        # (the next drainer settles it under the deadline rule).
+        self._terminate("cluster", why=why, grace=RESTART_GRACE_SECONDS)
         self._start("cluster")
 
     def _stop(self, signum, frame) -> None:
@@ -127,7 +135,7 @@ class Command(BaseCommand):
         while not self.stopping and time.monotonic() < end:
             time.sleep(min(0.1, end - time.monotonic()))
 
-    def _terminate(self, name: str, *, why: str) -> None:
+    def _terminate(self, name: str, *, why: str, grace: float = STOP_GRACE_SECONDS) -> None:
         # Signal the parent only: it stops its own children (signalling a whole django-q2
         # process group at once can hang its shutdown).
         child = self.children.get(name)
@@ -135,7 +143,7 @@ class Command(BaseCommand):
             return
         child.send_signal(signal.SIGTERM)
         try:
-            child.wait(timeout=20)
+            child.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             # Hung on shutdown (a frozen cluster): kill its whole process group, which it
             # leads, so no orphaned worker is left behind.
