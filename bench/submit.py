@@ -8,7 +8,9 @@ while the clients keep sending. `--web-only` runs gunicorn alone (no cluster), a
 script did before; `--ceiling django` measures against a plain Django view instead of
 the DRF one. Rounds alternate (bare, submit, bare, submit, ...) so that a noisy machine
 affects both alike; prints each round (with the service's CPU per request, web and
-cluster), the medians over rounds of throughput, p50 and p99, the ratios, and the machine.
+cluster), the medians over rounds of throughput, p50 and p99, the ratios, what a request
+costs the whole service in CPU (web and cluster: when the machine is the limit, the
+throughputs stand in the inverse ratio), and the machine.
 
     .venv/bin/python bench/submit.py [--rounds 3] [--seconds 3] [--clients 8] [--web-only]
                                      [--ceiling drf|django] [--trace-locks]
