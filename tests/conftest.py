@@ -21,24 +21,35 @@ CONTRACT_DIR = BASE_DIR / "tests" / "contract"
 OUTPUT_DIR = BASE_DIR / "test-output"
 
 
+_CHECKOUT = os.path.realpath(BASE_DIR)
+_BESIDE = os.path.realpath(BASE_DIR.parent)
+_TEMP = os.path.realpath(tempfile.gettempdir())
+# The interpreter's own files, also where a virtualenv is a link to another checkout's.
+_PYTHON = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+
+
+def checkout_in_temp() -> bool:
+    """The checkout sits right in the temporary folder: its siblings and the tests'
+    temporary files are then the same place, and cannot be told apart."""
+    return _BESIDE == _TEMP
+
+
 def _outside_repository(path: str) -> bool:
     """A path the suite must not read: beside the checkout (a sibling folder) or in
-    the home directory, other than the Python installation and pytest's
-    temporary folders."""
+    the home directory, other than the Python installation and the temporary folder
+    (the tests' own files: pytest's, browser downloads, spooled exports)."""
     resolved = os.path.realpath(path)
 
-    def under(root) -> bool:
-        root = str(root).rstrip("/")
-        return bool(root) and (resolved == root or resolved.startswith(root + "/"))
+    def under(root: str) -> bool:
+        return resolved == root or resolved.startswith(root.rstrip("/") + "/")
 
-    # The interpreter's own files, also where a virtualenv is a link to another checkout's.
-    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
-    if under(BASE_DIR) or any(under(p) or under(os.path.realpath(p)) for p in prefixes):
+    if under(_CHECKOUT) or any(under(p) for p in _PYTHON):
         return False
-    if under(BASE_DIR.parent):
-        sibling = Path(resolved).relative_to(BASE_DIR.parent).parts[0]
-        return not sibling.startswith("pytest-of-")
-    return under(os.path.expanduser("~")) and not under(tempfile.gettempdir())
+    # A checkout right under / has the whole system beside it: no sibling rule then.
+    beside = _BESIDE != "/" and under(_BESIDE) and resolved != _BESIDE  # (the folder itself holds no file)
+    if under(_TEMP) and (checkout_in_temp() or not beside):
+        return False
+    return beside or under(os.path.realpath(os.path.expanduser("~")))
 
 
 def _standalone_guard(event: str, args: tuple) -> None:
