@@ -28,16 +28,23 @@ _TEMP = os.path.realpath(tempfile.gettempdir())
 _PYTHON = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
 
 
-def checkout_in_temp() -> bool:
-    """The checkout sits right in the temporary folder: its siblings and the tests'
-    temporary files are then the same place, and cannot be told apart."""
-    return _BESIDE == _TEMP
+def _stood_beside() -> frozenset[str]:
+    """What stood beside the checkout when the suite started (a `../shared`), pytest's
+    own folders aside: what a test must not read. Whatever appears there later is the
+    tests' own (every temporary file, when the checkout sits in the temporary folder).
+    A checkout right under / has the whole system beside it: nothing then."""
+    if _BESIDE == "/":
+        return frozenset()
+    return frozenset(name for name in os.listdir(_BESIDE) if not name.startswith("pytest-of-"))
+
+
+_STOOD_BESIDE = _stood_beside()
 
 
 def _outside_repository(path: str) -> bool:
-    """A path the suite must not read: beside the checkout (a sibling folder) or in
-    the home directory, other than the Python installation and the temporary folder
-    (the tests' own files: pytest's, browser downloads, spooled exports)."""
+    """A path the suite must not read: what stood beside the checkout, or the home
+    directory, other than the Python installation and the temporary folder (the tests'
+    own files: pytest's, browser downloads, spooled exports)."""
     resolved = os.path.realpath(path)
 
     def under(root: str) -> bool:
@@ -45,11 +52,9 @@ def _outside_repository(path: str) -> bool:
 
     if under(_CHECKOUT) or any(under(p) for p in _PYTHON):
         return False
-    # A checkout right under / has the whole system beside it: no sibling rule then.
-    beside = _BESIDE != "/" and under(_BESIDE) and resolved != _BESIDE  # (the folder itself holds no file)
-    if under(_TEMP) and (checkout_in_temp() or not beside):
-        return False
-    return beside or under(os.path.realpath(os.path.expanduser("~")))
+    if under(_BESIDE) and resolved != _BESIDE:
+        return Path(resolved).relative_to(_BESIDE).parts[0] in _STOOD_BESIDE
+    return under(os.path.realpath(os.path.expanduser("~"))) and not under(_TEMP)
 
 
 def _standalone_guard(event: str, args: tuple) -> None:

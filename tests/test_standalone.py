@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.conftest import BASE_DIR, CONTRACT_DIR, checkout_in_temp
+from tests import conftest
+from tests.conftest import BASE_DIR, CONTRACT_DIR
 
 
 def test_it_keeps_the_contract_examples_in_the_repository():
@@ -17,8 +18,10 @@ def test_it_keeps_the_contract_examples_in_the_repository():
     assert CONTRACT_DIR.resolve().is_relative_to(BASE_DIR)
 
 
-@pytest.mark.skipif(checkout_in_temp(), reason="a checkout in the temporary folder has temporary files for siblings")
-def test_it_refuses_to_open_a_file_beside_the_checkout():
+def test_it_refuses_to_open_a_file_beside_the_checkout(monkeypatch):
+    # As if the folder had stood beside the checkout when the suite started (as
+    # ../shared does on a developer's machine).
+    monkeypatch.setattr(conftest, "_STOOD_BESIDE", conftest._STOOD_BESIDE | {"a-sibling-folder"})
     beside = BASE_DIR.parent / "a-sibling-folder" / "example.json"  # refused before it is looked for
     with pytest.raises(PermissionError, match="outside the repository"):
         open(beside)
