@@ -269,3 +269,12 @@ def make_seed_order(request_id: str, **fields) -> Order:
     BTC/USDT:USDT on account_main, strategy bottom_signal_long, never started."""
     seed = {"created_at": SEED_TIME, "strategy_name": "bottom_signal_long", "order_id": "987654321", "wait_ms": None}
     return make_order(request_id=request_id, **(seed | fields))
+
+
+def as_csv_text(value) -> str:
+    """A workbook cell as the CSV writes it: numbers in full, empty cells empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
+    return str(value)

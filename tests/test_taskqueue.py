@@ -1,10 +1,10 @@
 """The embedded default's task queue: django-q2's ORM broker, its pusher woken by a
 nudge once a task's transaction commits (scheduler_site.taskqueue)."""
 
-import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -14,6 +14,7 @@ from django_q.models import OrmQ
 from django_q.tasks import async_task
 
 from scheduler_site.taskqueue import NudgedORM, wake_path
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite_only]
 
@@ -28,8 +29,7 @@ def broker(monkeypatch):
     yield broker
     if broker._listener is not None:
         broker._listener.close()
-    if os.path.exists(broker._path):
-        os.unlink(broker._path)
+    Path(wake_path()).unlink(missing_ok=True)
 
 
 def look_in_thread(broker) -> tuple[threading.Thread, list]:
@@ -46,10 +46,7 @@ def look_in_thread(broker) -> tuple[threading.Thread, list]:
 
 
 def listening(broker) -> None:
-    deadline = time.monotonic() + 10
-    while broker._listener is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert broker._listener is not None, "the pusher's socket was never bound"
+    wait_for(lambda: broker._listener is not None, timeout=10, message="the pusher's socket to be bound")
 
 
 def test_the_socket_sits_beside_the_sqlite_file():
@@ -96,7 +93,7 @@ def test_enqueueing_without_a_listening_pusher_neither_fails_nor_waits(broker):
 
 def test_a_socket_file_left_by_an_earlier_pusher_is_taken_over(broker):
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    stale.bind(broker._path)
+    stale.bind(wake_path())
     stale.close()  # the file stays, nobody listens
     thread, seen = look_in_thread(broker)
     listening(broker)
@@ -107,8 +104,8 @@ def test_a_socket_file_left_by_an_earlier_pusher_is_taken_over(broker):
 
 def test_a_pusher_that_cannot_bind_polls_like_django_q2(monkeypatch, tmp_path):
     monkeypatch.setattr(Conf, "POLL", 0.01)
+    monkeypatch.setattr("scheduler_site.taskqueue.wake_path", lambda: str(tmp_path / "missing-folder" / "wake.sock"))
     broker = NudgedORM(list_key=Conf.CLUSTER_NAME)
-    broker._path = str(tmp_path / "missing-folder" / "wake.sock")
     assert broker.dequeue() is None
     assert broker._listener is None and broker._listen_failed
     async_task("orders.tasks.recover", broker=broker)

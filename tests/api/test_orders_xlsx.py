@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from orders.models import OrderStatus
 from tests.conftest import user_with_role
-from tests.helpers import make_order
+from tests.helpers import as_csv_text, make_order
 
 CSV = "/api/order-scheduler/orders.csv"
 XLSX = "/api/order-scheduler/orders.xlsx"
@@ -31,15 +31,6 @@ def csv_rows(response) -> list[list[str]]:
 def xlsx_rows(response) -> list[list]:
     book = load_workbook(io.BytesIO(body(response)), read_only=True)
     return [list(row) for row in book["orders"].iter_rows(values_only=True)]
-
-
-def as_csv_text(value) -> str:
-    """A workbook cell as the CSV writes it: numbers in full, empty cells empty."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
-    return str(value)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from django.db import DataError, connection
 from orders.models import Order, OrderStatus
 from orders.representation import order_record
 from tests.conftest import BASE_DIR, subprocess_env
-from tests.helpers import SEED_TIME, make_seed_order
+from tests.helpers import SEED_TIME, as_csv_text, make_seed_order
 
 T0 = SEED_TIME
 
@@ -263,15 +263,6 @@ def test_it_writes_the_apis_csv_and_an_xlsx_of_the_same_rows(accounts, api, tmp_
     cells = [[as_csv_text(value) for value in row] for row in book["orders"].iter_rows(values_only=True)]
     assert cells == rows
     assert len(cells) > 5 and "'=1+1" in {row[rows[0].index("strategy_name")] for row in cells}
-
-
-def as_csv_text(value) -> str:
-    """A workbook cell as the CSV writes it: numbers in full, empty cells empty."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
-    return str(value)
 
 
 def test_it_refuses_an_xlsx_without_a_file_and_a_bom_outside_csv(accounts):
