@@ -278,3 +278,15 @@ def as_csv_text(value) -> str:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
     return str(value)
+
+
+def failed_order(account: str = "account_spot") -> Order:
+    """An order that failed on the paper venue: above the account's max_amount (10),
+    submitted and drained."""
+    from orders.services import drain
+
+    order = submit(account=account, symbol="BTC/USDT", amount=Decimal("50"))
+    drain.drain_account(account_id=account)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FAILED
+    return order

@@ -2,17 +2,14 @@
 (unlimited and limited to some accounts) and superuser: each allowed or refused as
 documented, and never a 500."""
 
-from decimal import Decimal
-
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Order
-from orders.services import drain
 from tests.conftest import user_with_role
-from tests.helpers import submit
+from tests.helpers import failed_order, submit
 
 ORDER = {"symbol": "BTC/USDT:USDT", "side": "buy", "order_type": "market", "amount": 0.001}
 
@@ -26,12 +23,6 @@ def client_for(user) -> APIClient:
 
 def queued(account: str) -> str:
     return submit(account=account).request_id
-
-
-def failed(account: str = "account_spot") -> str:
-    request_id = submit(account=account, symbol="BTC/USDT", amount=Decimal("50")).request_id  # above paper max_amount
-    drain.drain_account(account_id=account)
-    return request_id
 
 
 @pytest.fixture
@@ -104,7 +95,7 @@ def test_it_shows_a_limited_trader_only_their_accounts(people):
 def test_it_allows_trading_actions_to_traders_on_their_accounts_only(people, who):
     client = client_for(people[who])
     own_queued, foreign_queued = queued("account_main"), queued("account_poit_main")
-    own_failed = failed("account_spot")
+    own_failed = failed_order("account_spot").request_id
 
     codes = {
         "submit own": client.post("/api/order-scheduler/submit", {**ORDER, "account_id": "account_main"}, format="json").status_code,

@@ -5,22 +5,13 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Order, OrderStatus
-from orders.services import drain
-from tests.helpers import submit
+from tests.helpers import failed_order, submit
 
 pytestmark = pytest.mark.django_db
 
 
 def url(request_id: str) -> str:
     return f"/api/order-scheduler/orders/{request_id}/retry"
-
-
-def failed_order() -> Order:
-    order = submit(account="account_spot", symbol="BTC/USDT", amount=Decimal("50"))  # above max_amount 10
-    drain.drain_account(account_id="account_spot")
-    order.refresh_from_db()
-    assert order.status == OrderStatus.FAILED
-    return order
 
 
 def test_it_resubmits_a_failed_order_as_a_new_linked_order(checked_api, accounts):

@@ -9,7 +9,7 @@ from orders.models import Account, Order, OrderStatus, PaperOrder
 from orders.services import drain, tracking, transitions
 from orders.services.journal import journal_path
 from orders.services.lifecycle import OrderConflict, order_cancel, order_retry
-from tests.helpers import submit
+from tests.helpers import failed_order, submit
 
 
 @pytest.mark.django_db
@@ -48,10 +48,7 @@ def test_it_refuses_to_cancel_a_filled_order(accounts):
 
 @pytest.mark.django_db
 def test_it_retries_a_failed_order_as_a_new_linked_order_once(accounts):
-    failed = submit(account="account_spot", symbol="BTC/USDT", amount=Decimal("50"))  # above max_amount 10
-    drain.drain_account(account_id="account_spot")
-    failed.refresh_from_db()
-    assert failed.status == OrderStatus.FAILED
+    failed = failed_order()
 
     retry = order_retry(request_id=failed.request_id)
 
@@ -76,8 +73,7 @@ def test_it_refuses_to_retry_an_order_that_did_not_fail(accounts):
 
 @pytest.mark.django_db
 def test_it_refuses_a_retry_on_an_account_that_can_no_longer_trade(accounts):
-    failed = submit(account="account_spot", symbol="BTC/USDT", amount=Decimal("50"))
-    drain.drain_account(account_id="account_spot")
+    failed = failed_order()
     Account.objects.filter(pk="account_spot").update(enabled=False)
 
     with pytest.raises(OrderConflict, match="disabled"):
