@@ -43,7 +43,8 @@ class Command(BaseCommand):
             raise CommandError("--chunk-size must be at least 1")
         if bom and format != "csv":
             raise CommandError("--bom applies to --format csv only")
-        if format == "xlsx" and (not output or output == "-"):
+        to_file = output not in (None, "", "-")
+        if format == "xlsx" and not to_file:
             raise CommandError("--format xlsx needs --output FILE (a workbook is binary)")
         try:
             since_at = parse_time_bound(since, name="--since") if since else None
@@ -58,26 +59,22 @@ class Command(BaseCommand):
                 statuses=statuses,
                 strategy_name=strategy,
             )
-            if format != "jsonl":
-                count = self._table(filters, format=format, bom=bom, output=output, chunk_size=chunk_size)
-            elif output and output != "-":
-                count = self._replace(
-                    Path(output), lambda out: export_orders(out=out, filters=filters, chunk_size=chunk_size)
-                )
-            else:
-                count = self._to_stdout(lambda out: export_orders(out=out, filters=filters, chunk_size=chunk_size))
+            write = self._writer(filters, format=format, bom=bom, chunk_size=chunk_size)
+            count = self._replace(Path(output), write, binary=format == "xlsx") if to_file else self._to_stdout(write)
         except (ExportError, QueryError) as exc:
             raise CommandError(str(exc)) from None
-        if output and output != "-":
+        if to_file:
             self.stdout.write(f"exported {count} order(s) to {output}")
         else:
             self.stderr.write(f"exported {count} order(s)")
 
-    def _table(self, filters, *, format: str, bom: bool, output: str | None, chunk_size: int) -> int:
+    @staticmethod
+    def _writer(filters, *, format: str, bom: bool, chunk_size: int):
+        """The format's writer: out -> how many orders it wrote."""
+        if format == "jsonl":
+            return lambda out: export_orders(out=out, filters=filters, chunk_size=chunk_size)
         if format == "xlsx":
-            return self._replace(
-                Path(output), lambda out: orders_xlsx(filters=filters, out=out, chunk_size=chunk_size), binary=True
-            )
+            return lambda out: orders_xlsx(filters=filters, out=out, chunk_size=chunk_size)
 
         def write(out) -> int:
             count = -1  # the header is a line, not an order
@@ -86,9 +83,7 @@ class Command(BaseCommand):
                 count += 1
             return count
 
-        if output and output != "-":
-            return self._replace(Path(output), write)
-        return self._to_stdout(write)
+        return write
 
     def _replace(self, path: Path, write, *, binary: bool = False) -> int:
         """Into a temporary file beside the target, renamed over it only when complete,
