@@ -7,6 +7,7 @@ conditional UPDATE on the current status.
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -315,6 +316,12 @@ def tradable(prefix: str = "") -> Q:
     or through a relation to it (`prefix`, e.g. "account__" on orders)."""
     mine = Q(**{f"{prefix}enabled": True, f"{prefix}paused": False, f"{prefix}config_error": ""})
     return mine & ~Exists(Control.objects.filter(trading_paused=True))
+
+
+def lease_free() -> Q:
+    """Rows with a lease (accounts, the notification channel) that nobody holds now, by
+    the database clock."""
+    return Q(lease_until__isnull=True) | Q(lease_until__lt=Now())
 
 
 class AuditEvent(models.Model):

@@ -3,11 +3,11 @@ state and Telegram's delivery, limited to what a user may see."""
 
 from datetime import timedelta
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus, tradable
+from orders.models import Account, Control, Notification, NotificationChannel, Order, OrderStatus, lease_free, tradable
 from orders.selectors.stats import day_summary
 from orders.services import access
 from orders.services.accounts import insecure_endpoint
@@ -34,7 +34,7 @@ def cluster_stalled(*, seconds: float) -> bool:
     order at all has started in that time: the workers are not taking work (e.g. a
     django-q2 cluster frozen by a killed worker)."""
     cutoff = timezone.now() - timedelta(seconds=seconds)
-    idle = Account.objects.filter(tradable()).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=Now()))
+    idle = Account.objects.filter(tradable()).filter(lease_free())
     waiting = Order.objects.filter(status=OrderStatus.QUEUED, created_at__lt=cutoff, account__in=idle)
     return waiting.exists() and not Order.objects.filter(started_at__gte=cutoff).exists()
 

@@ -20,7 +20,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Q, Value
 from django.db.models.functions import Now
 
 from orders.exchanges.base import Exchange
-from orders.models import Account
+from orders.models import Account, lease_free
 
 # Requests one exchange step may make after a lease check: loading markets (3), setting
 # leverage (1), placing the order (1).
@@ -40,9 +40,8 @@ def new_lease_owner() -> str:
 
 
 def acquire_lease(*, account_id: str, owner: str) -> bool:
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=Now())
     until = _db_in(_seconds("LEASE_SECONDS"))
-    return Account.objects.filter(pk=account_id).filter(free).update(lease_owner=owner, lease_until=until) == 1
+    return Account.objects.filter(pk=account_id).filter(lease_free()).update(lease_owner=owner, lease_until=until) == 1
 
 
 def renew_lease(*, account_id: str, owner: str) -> bool:

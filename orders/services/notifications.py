@@ -30,11 +30,20 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Min, Q, Value
+from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Min, Value
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from orders.models import Account, Notification, NotificationChannel, NotificationEvent, Order, OrderStatus, tradable
+from orders.models import (
+    Account,
+    Notification,
+    NotificationChannel,
+    NotificationEvent,
+    Order,
+    OrderStatus,
+    lease_free,
+    tradable,
+)
 from orders.telegram import BotConfig, TelegramError, bot_config, send_message
 
 logger = logging.getLogger("orders.events")
@@ -253,9 +262,11 @@ def _lease_seconds() -> float:
 
 def _acquire(owner: str) -> bool:
     NotificationChannel.objects.get_or_create(pk=CHANNEL)
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=Now())
     until = ExpressionWrapper(Now() + Value(timedelta(seconds=_lease_seconds())), output_field=DateTimeField())
-    return NotificationChannel.objects.filter(pk=CHANNEL).filter(free).update(lease_owner=owner, lease_until=until) == 1
+    return (
+        NotificationChannel.objects.filter(pk=CHANNEL).filter(lease_free()).update(lease_owner=owner, lease_until=until)
+        == 1
+    )
 
 
 def _release(owner: str) -> None:

@@ -4,10 +4,9 @@ that has work but no live lease (a lost task, a crashed worker, a Redis broker t
 dropped a task), ask for fills still owed, and write journal lines a crash left owed.
 """
 
-from django.db.models import Q
 from django.db.models.functions import Now
 
-from orders.models import Account, Order, OrderStatus, tradable
+from orders.models import Account, Order, OrderStatus, lease_free, tradable
 from orders.services import transitions
 from orders.services.drain import wake_account
 from orders.services.tracking import schedule_tracking
@@ -43,11 +42,7 @@ def recover() -> list[str]:
         .values_list("account_id", flat=True)
         .distinct()
     )
-    idle = (
-        Account.objects.filter(pk__in=list(pending))
-        .filter(tradable())
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=Now()))
-    )
+    idle = Account.objects.filter(pk__in=list(pending)).filter(tradable()).filter(lease_free())
     woken = list(idle.values_list("pk", flat=True))
     for account_id in woken:
         wake_account(account_id)
