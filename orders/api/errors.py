@@ -12,8 +12,7 @@ from orders import selectors
 from orders.services import errors
 from orders.services.exports import ExportTooLarge
 
-# Most specific first: the first class the error is an instance of decides (a settlement
-# of an order nobody may see is a NotFound before it is a Conflict).
+# The kind of refusal decides the status code.
 STATUS_CODES: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.Invalid, status.HTTP_400_BAD_REQUEST),
     (errors.Forbidden, status.HTTP_403_FORBIDDEN),

@@ -199,11 +199,11 @@ class SettleError(transitions.TransitionError):
     """The settlement is refused; the message says why and nothing changed."""
 
 
-class SettleNotFound(SettleError, NotFound):
+class SettleNotFound(NotFound):
     """No such order, or one on an account the user may not operate."""
 
 
-class SettleInvalid(SettleError, Invalid):
+class SettleInvalid(Invalid):
     """The operator's statement cannot be right (e.g. the exchange does not know the id):
     an error of the request's exchange_order_id field."""
 
