@@ -5,7 +5,6 @@ order, whatever is queued stays queued, and new submits are held as queued or re
 (ORDER_SCHEDULER_PAUSED_SUBMITS=hold|refuse). Resuming wakes the drainers.
 """
 
-from django.conf import settings
 from django.db import transaction
 
 from orders.models import Account, tradable
@@ -21,10 +20,6 @@ class ControlError(NotFound):
     def __init__(self, account_id: str):
         message = f"Unknown account '{account_id}'."
         super().__init__(message, {"account": [message]})
-
-
-def submits_refused_when_paused() -> bool:
-    return settings.ORDER_SCHEDULER["PAUSED_SUBMITS"] == "refuse"
 
 
 def pause(*, account_id: str | None = None, reason: str, user=None, source: str = "") -> None:
