@@ -369,6 +369,12 @@ def _send(drain: _Drain, orders: list[Order], *, claim: bool) -> list[Order]:
     return orders
 
 
+def _send_window() -> float:
+    """How long after a request leaves it may still be processed: its deadline plus the
+    clock margin (the lease must outlive it, and is not released before it ends)."""
+    return settings.ORDER_SCHEDULER["PLACE_DEADLINE_SECONDS"] + settings.ORDER_SCHEDULER["CLOCK_MARGIN_SECONDS"]
+
+
 def _commit_deadline(drain: _Drain, orders: list[Order], *, deadline_at, claim: bool) -> list[Order]:
     """Commit the request's deadline on its orders, in the transaction that claims them
     (when `claim`) and checks that the lease outlives the deadline plus the clock
@@ -376,7 +382,7 @@ def _commit_deadline(drain: _Drain, orders: list[Order], *, deadline_at, claim: 
     nothing. Returns the orders that may be sent now ([] to look again: the lease was
     short of the deadline and is renewed, or they were cancelled or expired meanwhile);
     raises _Stop when the lease is lost."""
-    outlives = settings.ORDER_SCHEDULER["PLACE_DEADLINE_SECONDS"] + settings.ORDER_SCHEDULER["CLOCK_MARGIN_SECONDS"]
+    outlives = _send_window()
     lease_holds = Account.objects.filter(pk=drain.account.pk).filter(held_for(outlives, owner=drain.lease.owner))
     if claim:
         # Queued orders are claimed and their deadline committed by one UPDATE; a fresh
@@ -413,8 +419,7 @@ def _commit_deadline(drain: _Drain, orders: list[Order], *, deadline_at, claim: 
 def _request(drain: _Drain, orders: list[Order], deadline_ms: int) -> list:
     """The placement request itself: each order's Execution or error. Until every order
     has its answer the lease is never released early (Lease.busy_until)."""
-    config = settings.ORDER_SCHEDULER
-    drain.lease.busy_until = time.monotonic() + config["PLACE_DEADLINE_SECONDS"] + config["CLOCK_MARGIN_SECONDS"]
+    drain.lease.busy_until = time.monotonic() + _send_window()
     tickets = [reconcile.ticket_for(order) for order in orders]
     drain.budget.spend([order.symbol for order in orders])
     try:
