@@ -67,9 +67,7 @@ def _parse_entry(entry) -> dict:
     if margin_mode not in (MarginMode.CROSS, MarginMode.ISOLATED):
         raise ValueError(f'"margin_mode" must be cross or isolated, got {margin_mode!r}')
     leverage = entry.get("default_leverage")
-    if leverage is not None and (
-        not isinstance(leverage, int) or isinstance(leverage, bool) or not 1 <= leverage <= 125
-    ):
+    if leverage is not None and not _whole_number(leverage, 1, 125):
         raise ValueError('"default_leverage" must be a whole number from 1 to 125')
     options = entry.get("options", {})
     if not isinstance(options, dict):
@@ -84,7 +82,7 @@ def _parse_entry(entry) -> dict:
     for key, value in limits.items():
         if key not in LIMIT_KEYS:
             raise ValueError(f'"limits" takes {", ".join(LIMIT_KEYS)}, not {key!r}')
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not _positive_number(value):
             raise ValueError(f'"limits.{key}" must be a positive number')
     if "max_leverage" in limits and not (isinstance(limits["max_leverage"], int) and limits["max_leverage"] <= 125):
         raise ValueError('"limits.max_leverage" must be a whole number from 1 to 125')
