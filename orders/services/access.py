@@ -49,7 +49,7 @@ def ensure_roles() -> None:
 
 
 # The user's role, whatever the account. Whether an account may trade now (enabled,
-# configured, not paused) is another question: orders.services.drain.account_can_trade.
+# configured, not paused) is another question: orders.models.tradable().
 def user_can_view(user) -> bool:
     return bool(user and user.is_authenticated and user.has_perm("orders.view_order"))
 
