@@ -164,8 +164,7 @@ def test_an_order_queued_while_a_drainer_holds_the_lease_wakes_nobody_and_the_ho
     assert Order.objects.get(pk=arrived[0].pk).status == OrderStatus.SUCCESS
 
 
-@pytest.mark.django_db
-def test_it_stops_a_drain_before_the_next_order_when_paused_meanwhile(accounts):
+def test_it_takes_no_queued_order_of_an_account_paused_with_an_order_in_flight(accounts):
     first, second = submit(), submit()
     assert transitions.claim([first], actor=transitions.WORKER)
     pause(account_id="account_main", reason="stop now")
