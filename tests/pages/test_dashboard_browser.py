@@ -11,7 +11,6 @@ import json
 import os
 import re
 import time
-import urllib.request
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +23,7 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import Order, OrderStatus
 from tests.conftest import user_with_role, wait_for
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, LiveClient, free_port, make_order, submit
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, LiveClient, free_port, get_json, make_order, submit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -120,20 +119,6 @@ def wait_for_ids(page, expected: list[str]) -> None:
 
 def newest_first(orders) -> list[str]:
     return [o.request_id for o in sorted(orders, key=lambda o: (o.created_at, o.pk), reverse=True)]
-
-
-def post_json(url: str, body: dict, token: str) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 # --- Tests ----------------------------------------------------------------------------------
@@ -542,7 +527,7 @@ def test_it_shows_a_banner_while_the_server_is_unreachable_and_recovers(service_
         "env": {"DEBUG": "1"},
     }
     server = service_factory(**args)
-    wait_for(lambda: _answers(f"{base}/healthz"), timeout=30, message="the web server")
+    wait_for(lambda: get_json(f"{base}/healthz"), timeout=30, message="the web server")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         sign_in(context, base, user)
@@ -557,21 +542,13 @@ def test_it_shows_a_banner_while_the_server_is_unreachable_and_recovers(service_
         page.screenshot(path=str(output_dir / "unreachable.png"))
 
         service_factory(**args)
-        wait_for(lambda: _answers(f"{base}/healthz"), timeout=30, message="the web server again")
+        wait_for(lambda: get_json(f"{base}/healthz"), timeout=30, message="the web server again")
         banner.wait_for(state="hidden", timeout=REFRESH_TIMEOUT_MS)
         page.locator(".toast.ok", has_text="Connection restored").wait_for()
         assert not page.evaluate("document.querySelector('#live').classList.contains('down')")
         page.screenshot(path=str(output_dir / "recovered.png"))
     finally:
         context.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 # When each order row first showed each status, by the browser's clock (the same clock
@@ -605,24 +582,18 @@ def test_it_shows_a_new_order_and_a_status_change_within_half_a_second(live_serv
         page.wait_for_function(f"() => window.rowSeen[{json.dumps(key)}]", timeout=5_000)
         return page.evaluate(f"() => window.rowSeen[{json.dumps(key)}]") - started
 
+    client = LiveClient(live_server.url, token)
     submitted, changed = [], []
     for _ in range(7):
-        result = {}
-
-        def submit_one(result=result):
-            result["id"] = submit(LiveClient(live_server.url, token), amount=Decimal("0.002")).request_id
-
-        # The row's key is known only once submit answers; wait for any new queued row.
-        before = set(page.evaluate("() => Object.keys(window.rowSeen)"))
+        # The row's key is known only once submit answers: timed from before the request.
         started = time.time() * 1000
-        submit_one()
-        key = f"{result['id']}:queued"
+        request_id = submit(client, amount=Decimal("0.002")).request_id
+        key = f"{request_id}:queued"
         page.wait_for_function(f"() => window.rowSeen[{json.dumps(key)}]", timeout=5_000)
-        assert key not in before
         submitted.append(page.evaluate(f"() => window.rowSeen[{json.dumps(key)}]") - started)
 
-        cancel = f"{live_server.url}/api/order-scheduler/orders/{result['id']}/cancel"
-        changed.append(timed(lambda cancel=cancel: post_json(cancel, {}, token), f"{result['id']}:cancelled"))
+        cancel = f"/api/order-scheduler/orders/{request_id}/cancel"
+        changed.append(timed(lambda cancel=cancel: client.post(cancel, {}), f"{request_id}:cancelled"))
 
     submitted.sort()
     changed.sort()
