@@ -158,12 +158,19 @@ class AccountAdmin(ReadOnlyAdmin):
         self._each_account(request, queryset, resume)
 
     def _each_account(self, request, queryset, act) -> None:
-        """`act` on each selected account; the service decides who may (a refusal is shown)."""
-        for account_id in queryset.values_list("pk", flat=True):
-            try:
-                self.message_user(request, act(account_id), messages.SUCCESS)
-            except DomainError as exc:
-                self.message_user(request, exc.message, messages.WARNING)
+        _act_each(self, request, queryset.values_list("pk", flat=True), act)
+
+
+def _act_each(model_admin, request, keys, act) -> None:
+    """`act` on each selected row's key, its message shown; the service decides who may
+    (a refusal is shown as a warning)."""
+    for key in keys:
+        try:
+            text = act(key)
+        except DomainError as exc:
+            model_admin.message_user(request, exc.message, messages.WARNING)
+        else:
+            model_admin.message_user(request, text, messages.SUCCESS)
 
 
 class OrderActionForm(ActionForm):
@@ -287,13 +294,7 @@ class OrderAdmin(ReadOnlyAdmin):
                 request, _("Select at most %d orders for one action; nothing was done.") % ACTION_LIMIT, messages.ERROR
             )
             return
-        for request_id in request_ids:
-            try:
-                text = act(request_id)
-            except DomainError as exc:
-                self.message_user(request, str(exc), messages.WARNING)
-            else:
-                self.message_user(request, text, messages.SUCCESS)
+        _act_each(self, request, request_ids, act)
 
     @admin.action(description=_("Cancel the selected orders"), permissions=["trade"])
     def cancel_orders(self, request, queryset):
