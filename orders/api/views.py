@@ -420,8 +420,7 @@ class SettleView(APIView):
     )
     def post(self, request, request_id: str):
         query = SettleRequestSerializer(data=request.data)
-        if not query.is_valid():
-            return error_response("Invalid request", query.errors)
+        query.is_valid(raise_exception=True)
         placed = query.validated_data["outcome"] == "placed"
         order = order_settle(
             request_id=request_id,
@@ -454,8 +453,7 @@ class ControlView(APIView):
     )
     def post(self, request):
         query = ControlRequestSerializer(data=request.data)
-        if not query.is_valid():
-            return error_response("Invalid request", query.errors)
+        query.is_valid(raise_exception=True)
         account = query.validated_data.get("account") or None
         source = client_address(request)
         if self.action == "pause":
